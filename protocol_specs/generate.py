@@ -68,7 +68,7 @@ def convert_fields(fields: list[dict[str, Any]], common: dict[str, list[dict[str
             spec["nullable"] = f["nullableVersions"]
         if "taggedVersions" in f:
             spec["tagged"] = f["taggedVersions"]
-            spec["tag"] = f["tag"]
+            spec["tag"] = int(f["tag"])
         if "flexibleVersions" in f:
             spec["flexible"] = f["flexibleVersions"]
         if "default" in f:

@@ -476,7 +476,8 @@ class Array(KafkaType):
         if obj is None:
             if not self.nullable:
                 raise EncodeError(f"{path}: null in a non-nullable array")
-            stream_write(stream, b"\x00" if self.compact else b"\xff\xff\xff\xff", None, path)
+            null = b"\x00" if self.compact else b"\xff\xff\xff\xff"
+            stream_write(stream, null, len(null), path)
             return obj
         head = bytearray()
         if self.compact:
