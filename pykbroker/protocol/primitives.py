@@ -17,6 +17,7 @@ length and count against the bytes left before slicing or allocating.
 
 from __future__ import annotations
 
+import functools
 import io as _io
 import struct
 import uuid
@@ -114,10 +115,17 @@ def _stream_remaining(stream: Any) -> int:
 _PRELUDE = """
     from pykbroker.protocol.primitives import (
         Msg, DecodeError, read_uvarint, write_uvarint, ZERO_UUID, kparse_io, kbuild_io,
+        array_struct as _array_struct,
     )
     from uuid import UUID
     from struct import Struct as _Struct
 """
+
+
+@functools.lru_cache(maxsize=1024)
+def array_struct(fmt: str, count: int) -> struct.Struct:
+    """The struct of `count` fixed-size elements: arrays of INT32 ids are read and written in one call."""
+    return struct.Struct(f">{count}{fmt}")
 
 
 def kparse_io(fn: Any, stream: Any) -> Any:
@@ -493,7 +501,7 @@ class Array(KafkaType):
         el = self.element
         minsize = max(el.min_size, 1)
         if el.fmt is not None:
-            items = f"list(_Struct('>' + str(n) + '{el.fmt}').unpack_from(buf, pos)), pos + n * {el.min_size}"
+            items = f"list(_array_struct('{el.fmt}', n).unpack_from(buf, pos)), pos + n * {el.min_size}"
             loop = f"return {items}"
         else:
             elfn = el.emit_parser(code)
@@ -533,7 +541,7 @@ class Array(KafkaType):
     def emit_builder(self, code: CodeGen) -> str:
         el = self.element
         if el.fmt is not None:
-            items = f"out += _Struct('>' + str(len(value)) + '{el.fmt}').pack(*value)"
+            items = f"out += _array_struct('{el.fmt}', len(value)).pack(*value)"
         else:
             elfn = el.emit_builder(code)
             items = f"""for v in value:

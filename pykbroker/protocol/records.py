@@ -295,6 +295,12 @@ def _check_batch(mv: memoryview, pos: int, strict: bool) -> BatchHeader:
     return h
 
 
+def validate_batch_at(buf: Buffer, pos: int = 0, *, strict: bool = True) -> BatchHeader:
+    """Validate the single v2 batch at ``pos`` (which may be followed by more data)."""
+    mv = buf if isinstance(buf, memoryview) else memoryview(buf)
+    return _check_batch(mv, pos, strict)
+
+
 def validate_batches(buf: Buffer, *, strict: bool = True) -> list[BatchHeader]:
     """Validate a records blob holding zero or more concatenated v2 batches.
 
@@ -887,6 +893,7 @@ __all__ = [
     "InvalidRecordError",
     "parse_batch_header",
     "validate_batches",
+    "validate_batch_at",
     "patch_base_offset",
     "patch_partition_leader_epoch",
     "set_log_append_time",
