@@ -1,0 +1,421 @@
+"""One log segment: a ``.log`` file of whole record batches plus its two sparse indexes.
+
+Modelled on Kafka's ``LogSegment``. Batches are written exactly as they were
+received (after offset patching); reads return raw file bytes. Index
+entries are added every ``index.interval.bytes`` of log, keyed by the
+*last* offset of a batch and pointing at the batch's first byte, exactly as
+Kafka does, so our index files are byte-compatible with Kafka's.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+from pykbroker.log.config import INT_MAX, LogConfig
+from pykbroker.log.errors import KafkaStorageError
+from pykbroker.log.index import IndexCorruptError, OffsetIndex, TimeIndex
+from pykbroker.protocol.records import (
+    _HEADER,
+    BATCH_HEADER_SIZE,
+    MIN_BATCH_LENGTH,
+    NO_TIMESTAMP,
+    BatchHeader,
+    CorruptRecordError,
+    RecordError,
+    iter_batches,
+    validate_batch_at,
+)
+
+LOG_SUFFIX: Final = ".log"
+INDEX_SUFFIX: Final = ".index"
+TIME_INDEX_SUFFIX: Final = ".timeindex"
+_SCAN_CHUNK: Final = 16 * 1024
+_make_header = BatchHeader._make
+_unpack_header = _HEADER.unpack_from
+
+
+def segment_file(directory: Path, base_offset: int, suffix: str) -> Path:
+    """Kafka's naming: 20-digit zero-padded base offset + suffix."""
+    return directory / f"{base_offset:020d}{suffix}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class LogSegment:
+    """A segment's files and the in-memory facts derived from them.
+
+    ``max_timestamp``/``offset_of_max_timestamp`` follow Kafka's
+    ``maxTimestampAndOffsetSoFar``: the largest batch max-timestamp and the
+    last offset of the (first) batch that carried it.
+    """
+
+    def __init__(self, directory: Path, base_offset: int, config: LogConfig, *, created_ms: int | None = None) -> None:
+        self.directory = directory
+        self.base_offset = base_offset
+        self.config = config
+        self.log_path = segment_file(directory, base_offset, LOG_SUFFIX)
+        self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.size = os.fstat(self._fd).st_size
+        self.offset_index = OffsetIndex(
+            segment_file(directory, base_offset, INDEX_SUFFIX), base_offset, config.segment_index_bytes
+        )
+        self.time_index = TimeIndex(
+            segment_file(directory, base_offset, TIME_INDEX_SUFFIX), base_offset, config.segment_index_bytes
+        )
+        self.max_timestamp = NO_TIMESTAMP
+        self.offset_of_max_timestamp = -1
+        #: Offset after the last batch; None while unknown (not scanned).
+        self.next_offset: int | None = None if self.size else base_offset
+        self._bytes_since_index_entry = 0
+        self._first_batch_timestamp: int | None = None
+        self._first_batch_timestamp_known = False
+        self.created_ms = now_ms() if created_ms is None else created_ms
+        self.roll_jitter_ms = random.randrange(config.segment_jitter_ms) if config.segment_jitter_ms > 0 else 0
+        self._dirty = False
+
+    # ---------------------------------------------------------------- opening
+
+    @classmethod
+    def create(cls, directory: Path, base_offset: int, config: LogConfig) -> LogSegment:
+        """A new, empty segment (any stale files with that base offset are discarded)."""
+        for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+            segment_file(directory, base_offset, suffix).unlink(missing_ok=True)
+        return cls(directory, base_offset, config)
+
+    def index_files_exist(self) -> bool:
+        return self.offset_index.path.exists() and self.time_index.path.exists()
+
+    def load_indexes(self) -> None:
+        """Trust the index files (after a sanity check); raise IndexCorruptError otherwise."""
+        self.offset_index.load()
+        self.offset_index.sanity_check(self.size)
+        self.time_index.load()
+        self.time_index.sanity_check(INT_MAX)
+        last = self.time_index.last_entry()
+        if last is not None:
+            self.max_timestamp, self.offset_of_max_timestamp = last
+        self._bytes_since_index_entry = 0
+
+    def recover(self) -> int:
+        """Validate every batch (length, CRC, offsets), rebuild both indexes, cut an invalid tail.
+
+        Returns the number of bytes truncated. This is Kafka's
+        ``LogSegment.recover``: the log file is the truth, indexes are derived.
+        """
+        self.offset_index.reset()
+        self.time_index.reset()
+        self.max_timestamp, self.offset_of_max_timestamp = NO_TIMESTAMP, -1
+        self._bytes_since_index_entry = 0
+        self._first_batch_timestamp_known = False
+        valid, last_offset = self._validate_from(0, self.base_offset - 1)
+        return self._finish_recovery(valid, last_offset)
+
+    def recover_tail(self) -> bool:
+        """After a clean shutdown: validate only the batches after the last index entry.
+
+        Returns False (changing nothing on disk) if the tail is not whole and
+        valid; the caller then runs a full ``recover``.
+        """
+        start = self.offset_index.last_entry().position
+        try:
+            valid, last_offset = self._validate_from(start, self.base_offset - 1, check_order_from_index=True)
+        except IndexCorruptError:
+            return False
+        if valid != self.size:
+            return False
+        if valid == 0:
+            self.next_offset = self.base_offset
+        elif last_offset < self.offset_index.last_entry().offset or last_offset < self.offset_of_max_timestamp:
+            return False
+        else:
+            self.next_offset = last_offset + 1
+        return True
+
+    def _validate_from(self, start: int, prev_last: int, *, check_order_from_index: bool = False) -> tuple[int, int]:
+        """Scan whole valid batches from ``start``; return (end position, last offset)."""
+        size = os.fstat(self._fd).st_size
+        self.size = size
+        if start >= size:
+            return start, prev_last
+        mm = mmap.mmap(self._fd, size, access=mmap.ACCESS_READ)
+        mv = memoryview(mm)
+        pos = start
+        try:
+            first = True
+            while pos < size:
+                try:
+                    h = validate_batch_at(mv, pos, strict=False)
+                except RecordError:
+                    break
+                if h.base_offset < self.base_offset or h.last_offset - self.base_offset > INT_MAX:
+                    break
+                if first and check_order_from_index:
+                    if start and h.last_offset != self.offset_index.last_entry().offset:
+                        raise IndexCorruptError("last index entry does not point at a batch boundary")
+                elif h.base_offset <= prev_last:
+                    break
+                first = False
+                self._index_batch(h, pos)
+                prev_last = h.last_offset
+                pos += h.size
+        finally:
+            mv.release()
+            mm.close()
+        return pos, prev_last
+
+    def _finish_recovery(self, valid: int, last_offset: int) -> int:
+        truncated = self.size - valid
+        if truncated:
+            os.ftruncate(self._fd, valid)
+            self.size = valid
+            self._dirty = True
+        self.next_offset = last_offset + 1 if valid else self.base_offset
+        return truncated
+
+    # --------------------------------------------------------------- appending
+
+    def _index_batch(self, h: BatchHeader, position: int) -> None:
+        if not self._first_batch_timestamp_known and position == 0:
+            self._first_batch_timestamp = h.max_timestamp
+            self._first_batch_timestamp_known = True
+        if h.max_timestamp > self.max_timestamp:
+            self.max_timestamp = h.max_timestamp
+            self.offset_of_max_timestamp = h.last_offset
+        if self._bytes_since_index_entry > self.config.index_interval_bytes:
+            self.offset_index.append(h.last_offset, position)
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+            self._bytes_since_index_entry = 0
+        self._bytes_since_index_entry += h.size
+
+    def append(self, data: bytes | bytearray | memoryview, batches: list[BatchHeader]) -> None:
+        """Write whole, already validated and offset-patched batches at the end of the file."""
+        start = self.size
+        mv = memoryview(data)
+        written = 0
+        try:
+            while written < len(mv):
+                written += os.pwrite(self._fd, mv[written:], start + written)
+        except OSError as exc:
+            try:
+                os.ftruncate(self._fd, start)
+            except OSError:
+                pass
+            raise KafkaStorageError(f"write to {self.log_path} failed: {exc}") from exc
+        self.size = start + written
+        self._dirty = True
+        pos = start
+        for h in batches:
+            self._index_batch(h, pos)
+            pos += h.size
+        self.next_offset = batches[-1].last_offset + 1
+
+    def config_changed(self, config: LogConfig) -> None:
+        self.config = config
+        self.offset_index.max_entries = max(1, config.segment_index_bytes // OffsetIndex.entry_size)
+        self.time_index.max_entries = max(1, config.segment_index_bytes // TimeIndex.entry_size)
+
+    # ----------------------------------------------------------------- rolling
+
+    def first_batch_timestamp(self) -> int | None:
+        if not self._first_batch_timestamp_known:
+            self._first_batch_timestamp_known = True
+            self._first_batch_timestamp = None
+            for _, h in self.iter_headers(0):
+                self._first_batch_timestamp = h.max_timestamp
+                break
+        return self._first_batch_timestamp
+
+    def should_roll(self, messages_size: int, max_timestamp: int, max_offset: int, now: int) -> bool:
+        """Kafka's ``LogSegment.shouldRoll``: size, age, full indexes, relative-offset overflow."""
+        cfg = self.config
+        first_ts = self.first_batch_timestamp() if self.size else None
+        waited = max_timestamp - first_ts if first_ts is not None and first_ts >= 0 else now - self.created_ms
+        reached_roll_ms = waited > cfg.segment_ms - self.roll_jitter_ms
+        return (
+            self.size > cfg.segment_bytes - messages_size
+            or (self.size > 0 and reached_roll_ms)
+            or self.offset_index.is_full
+            or self.time_index.is_full
+            or not 0 <= max_offset - self.base_offset <= INT_MAX
+        )
+
+    def on_become_inactive(self) -> None:
+        """Make the time index end with the segment's max timestamp (Kafka does this on roll)."""
+        if self.max_timestamp != NO_TIMESTAMP:
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, skip_full_check=True)
+
+    # ------------------------------------------------------------------ reading
+
+    def largest_timestamp(self) -> int:
+        """Max record timestamp, or the file's mtime when no batch has one (for retention)."""
+        if self.max_timestamp >= 0:
+            return self.max_timestamp
+        return int(os.fstat(self._fd).st_mtime * 1000)
+
+    def iter_headers(self, pos: int, end: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
+        """Yield ``(position, header)`` of whole batches from ``pos``, reading small chunks."""
+        end = self.size if end is None else end
+        buf = b""
+        buf_start = pos
+        while pos + BATCH_HEADER_SIZE <= end:
+            rel = pos - buf_start
+            if rel < 0 or rel + BATCH_HEADER_SIZE > len(buf):
+                buf = os.pread(self._fd, min(_SCAN_CHUNK, end - pos), pos)
+                buf_start, rel = pos, 0
+                if len(buf) < BATCH_HEADER_SIZE:
+                    return
+            h = _make_header(_unpack_header(buf, rel))
+            if h.batch_length < MIN_BATCH_LENGTH:
+                raise CorruptRecordError(f"{self.log_path.name}: bad batch length {h.batch_length} at {pos}")
+            nxt = pos + h.size
+            if nxt > end:
+                return
+            yield pos, h
+            pos = nxt
+
+    def translate_offset(self, offset: int) -> tuple[int, BatchHeader] | None:
+        """Position and header of the first batch whose last offset is >= ``offset``."""
+        start = self.offset_index.lookup(offset).position
+        for pos, h in self.iter_headers(start):
+            if h.last_offset >= offset:
+                return pos, h
+        return None
+
+    def read_bytes(self, position: int, size: int) -> bytes:
+        return os.pread(self._fd, size, position)
+
+    def read_batches(
+        self, position: int, max_bytes: int, max_offset: int, *, min_one_batch: bool
+    ) -> tuple[bytes, BatchHeader | None, bool]:
+        """Whole batches from ``position`` totalling at most ``max_bytes``, stopping before ``max_offset``.
+
+        Returns ``(data, last batch header, exhausted)`` where ``exhausted``
+        means the read ran to the end of this segment (the caller may
+        continue with the next one). With ``min_one_batch`` the first batch
+        is returned even when larger than ``max_bytes``.
+        """
+        avail = self.size - position
+        if avail <= 0:
+            return b"", None, True
+        data = os.pread(self._fd, min(avail, max(max_bytes, BATCH_HEADER_SIZE)), position)
+        cut = 0
+        last: BatchHeader | None = None
+        stopped = False
+        for pos, h in iter_batches(data):
+            if h.base_offset >= max_offset or pos + h.size > max_bytes:
+                stopped = True
+                break
+            cut = pos + h.size
+            last = h
+        if cut == 0:
+            if len(data) < BATCH_HEADER_SIZE:
+                return b"", None, False
+            first = _make_header(_unpack_header(data, 0))
+            if first.base_offset >= max_offset or not min_one_batch:
+                return b"", None, False
+            whole = data if first.size <= len(data) else os.pread(self._fd, first.size, position)
+            data, cut, last = whole[: first.size], first.size, first
+            return data, last, cut == avail
+        if cut < len(data):
+            data = data[:cut]
+        return data, last, not stopped and cut == avail
+
+    def find_offset_by_timestamp(self, timestamp: int, start_offset: int) -> tuple[int, int] | None:
+        """First record (offset >= ``start_offset``) with timestamp >= ``timestamp``.
+
+        The time index narrows the scan; only the batch holding the answer is
+        decompressed to find the exact record.
+        """
+        from pykbroker.protocol.records import record_offsets_and_timestamps
+
+        ts_entry = self.time_index.lookup(timestamp)
+        position = self.offset_index.lookup(max(ts_entry.offset, start_offset)).position
+        for pos, h in self.iter_headers(position):
+            if h.max_timestamp < timestamp or h.last_offset < start_offset:
+                continue
+            for off, ts in record_offsets_and_timestamps(self.read_bytes(pos, h.size)):
+                if ts >= timestamp and off >= start_offset:
+                    return off, ts
+        return None
+
+    # -------------------------------------------------------------- truncation
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove the batch containing ``offset`` and everything after; return bytes removed."""
+        found = self.translate_offset(offset)
+        if found is None:
+            return 0
+        return self.truncate_to_position(found[0])
+
+    def truncate_to_position(self, position: int) -> int:
+        removed = self.size - position
+        if removed <= 0:
+            return 0
+        os.ftruncate(self._fd, position)
+        self.size = position
+        self._dirty = True
+        # Indexes and max timestamp are cheap to rebuild from headers; truncation is rare.
+        self.offset_index.reset()
+        self.time_index.reset()
+        self.max_timestamp, self.offset_of_max_timestamp = NO_TIMESTAMP, -1
+        self._bytes_since_index_entry = 0
+        self._first_batch_timestamp_known = False
+        last = self.base_offset - 1
+        for pos, h in self.iter_headers(0):
+            self._index_batch(h, pos)
+            last = h.last_offset
+        self.next_offset = last + 1 if position else self.base_offset
+        if not position:
+            self.created_ms = now_ms()
+        return removed
+
+    def read_next_offset(self) -> int:
+        """Offset after the last batch (scans from the last index entry if not known)."""
+        if self.next_offset is None:
+            last = self.base_offset - 1
+            for _, h in self.iter_headers(self.offset_index.last_entry().position):
+                last = h.last_offset
+            self.next_offset = last + 1
+        return self.next_offset
+
+    # ------------------------------------------------------------ durability
+
+    def flush(self, *, fsync: bool = True) -> None:
+        if fsync:
+            if self._dirty:
+                os.fsync(self._fd)
+            self.offset_index.flush()
+            self.time_index.flush()
+        self._dirty = False
+
+    def close(self) -> None:
+        self.on_become_inactive()
+        for closer in (self.offset_index.close, self.time_index.close):
+            closer()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def close_handles(self) -> None:
+        """Close file descriptors without touching the files (used before deletion)."""
+        self.offset_index.close()
+        self.time_index.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def delete(self) -> None:
+        self.close_handles()
+        for path in (self.log_path, self.offset_index.path, self.time_index.path):
+            path.unlink(missing_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LogSegment(base_offset={self.base_offset}, size={self.size})"
