@@ -1,0 +1,232 @@
+"""The broker: owns the stores, dispatches decoded requests to handlers, runs background work.
+
+Handlers see the broker through the small surface below (topics, partitions, producer ids,
+fetch wake-ups); they never touch a socket, and the stores never see a request.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import trio
+
+from .config import BrokerConfig
+from .handlers import HANDLERS, RequestContext
+from .log.checkpoint import read_int, write_int
+from .log.manager import LogManager, TopicInfo
+from .log.partition_log import PartitionLog
+from .log.producer_state import ProducerStateManager
+from .protocol.frame import Request, UnsupportedApiError
+from .protocol.messages import API_NAMES
+from .protocol.primitives import Msg
+from .server.connection import ConnectionInfo
+from .server.listener import serve
+
+log = logging.getLogger("pykbroker")
+
+PRODUCER_ID_BLOCK = 1000
+#: Producer-state rebuild reads the headers of this many trailing segments (Kafka keeps
+#: snapshots instead; the last segments hold every producer still likely to retry).
+PRODUCER_STATE_SEGMENTS = 2
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    topic_id: uuid.UUID
+    partitions: int
+    configs: Mapping[str, str]
+    is_internal: bool = False
+
+
+@dataclass
+class Partition:
+    log: PartitionLog
+    producers: ProducerStateManager = field(default_factory=ProducerStateManager)
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.node_id: int = config.node_id
+        self.data_dir = config.data_dir
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.cluster_id = self._load_cluster_id()
+        self.logs = LogManager.open(self.data_dir, config.log_config)
+        self._partitions: dict[tuple[str, int], Partition] = {}
+        self._fetch_waiters: dict[tuple[str, int], set[trio.Event]] = {}
+        self._next_producer_id, self._producer_id_limit = 0, 0
+        host, port = config.listen_host_port
+        self.advertised: tuple[str, int] = (host, port)
+        self.bound: tuple[str, int] | None = None
+
+    # ------------------------------------------------------------------ identity
+
+    def _load_cluster_id(self) -> str:
+        """Like Kafka's meta.properties: the cluster id is chosen once and kept with the data."""
+        path = self.data_dir / "meta.properties"
+        props = _read_properties(path)
+        configured = self.config.cluster_id
+        if props.get("cluster.id") and configured and props["cluster.id"] != configured:
+            raise ValueError(f"{path} belongs to cluster {props['cluster.id']}, not the configured {configured}")
+        cluster_id = props.get("cluster.id") or configured or \
+            base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if props.get("cluster.id") != cluster_id:
+            path.write_text(f"version=1\ncluster.id={cluster_id}\nnode.id={self.node_id}\n")
+        return cluster_id
+
+    def next_producer_id(self) -> int:
+        """Producer ids are taken in blocks whose end is persisted first, so none is ever reused."""
+        if self._next_producer_id >= self._producer_id_limit:
+            path = self.data_dir / "producer-id-block"
+            start = read_int(path) or 0
+            write_int(path, start + PRODUCER_ID_BLOCK)
+            self._next_producer_id, self._producer_id_limit = start, start + PRODUCER_ID_BLOCK
+        pid = self._next_producer_id
+        self._next_producer_id += 1
+        return pid
+
+    # ------------------------------------------------------------------ topics
+
+    def topics(self) -> list[Topic]:
+        return [_topic(t) for t in self.logs.topics.values()]
+
+    def topic(self, name: str) -> Topic | None:
+        info = self.logs.topics.get(name)
+        return _topic(info) if info else None
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> Topic | None:
+        info = self.logs.topic_by_id(topic_id)
+        return _topic(info) if info else None
+
+    def create_topic(self, name: str, partitions: int, configs: Mapping[str, str | None],
+                     validate_only: bool = False) -> Topic:
+        info = self.logs.create_topic(name, partitions, configs, validate_only=validate_only)
+        if not validate_only:
+            log.info("created topic %s with %d partition(s)", name, partitions)
+        return _topic(info)
+
+    def auto_create_topic(self, name: str) -> Topic:
+        return self.create_topic(name, self.config.num_partitions, {})
+
+    def delete_topic(self, name: str) -> None:
+        for key in [k for k in self._partitions if k[0] == name]:
+            del self._partitions[key]
+        self.logs.delete_topic(name)
+        log.info("deleted topic %s", name)
+
+    def partition(self, topic: str, index: int) -> Partition | None:
+        key = (topic, index)
+        partition = self._partitions.get(key)
+        if partition is None:
+            try:
+                plog = self.logs.get_log(topic, index)
+            except KeyError:
+                return None
+            partition = Partition(plog)
+            partition.producers.rebuild(_trailing_headers(plog))
+            self._partitions[key] = partition
+        return partition
+
+    # ------------------------------------------------------------------ fetch wake-ups
+
+    def add_fetch_waiter(self, keys: Iterable[tuple[str, int]], event: trio.Event) -> None:
+        for key in keys:
+            self._fetch_waiters.setdefault(key, set()).add(event)
+
+    def remove_fetch_waiter(self, keys: Iterable[tuple[str, int]], event: trio.Event) -> None:
+        for key in keys:
+            waiters = self._fetch_waiters.get(key)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del self._fetch_waiters[key]
+
+    def notify_append(self, topic: str, index: int) -> None:
+        for event in self._fetch_waiters.get((topic, index), ()):
+            event.set()
+
+    # ------------------------------------------------------------------ requests
+
+    async def dispatch(self, request: Request, conn: ConnectionInfo) -> Msg | None:
+        h = request.header
+        handler = HANDLERS.get(h.api_key)
+        if handler is None or not handler.min_version <= h.api_version <= handler.max_version:
+            name = API_NAMES.get(h.api_key, str(h.api_key))
+            raise UnsupportedApiError(f"{name} v{h.api_version} is not served by this broker", h)
+        ctx = RequestContext(h.api_key, h.api_version, h.correlation_id, h.client_id, conn.peer, conn.connection_id)
+        return await handler.fn(self, ctx, request.body)
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; reports the bound (host, port) once listening."""
+        host, port = self.config.listen_host_port
+        try:
+            async with trio.open_nursery() as nursery:
+                self.bound = await nursery.start(serve, self.dispatch, host, port,
+                                                 self.config.socket_request_max_bytes)
+                self.advertised = _advertised(self.config, self.bound)
+                nursery.start_soon(self._housekeeping)
+                task_status.started(self.bound)
+        finally:
+            self.close()
+
+    async def _housekeeping(self) -> None:
+        """Time-based flush (log.flush.interval.ms) every second; retention on its interval."""
+        interval_s = self.config.log_retention_check_interval_ms / 1000
+        next_retention = trio.current_time() + interval_s
+        while True:
+            await trio.sleep(1)
+            self.logs.flush_due()
+            if trio.current_time() >= next_retention:
+                deleted = self.logs.run_retention()
+                if deleted:
+                    log.info("retention deleted %d segment(s)", deleted)
+                next_retention = trio.current_time() + interval_s
+
+    def close(self) -> None:
+        """Flush and close every segment (clean shutdown)."""
+        self.logs.close()
+        log.info("closed logs in %s", self.data_dir)
+
+
+def _topic(info: TopicInfo) -> Topic:
+    return Topic(info.name, info.topic_id, info.partitions, dict(info.configs), info.name.startswith("__"))
+
+
+def _trailing_headers(plog: PartitionLog) -> Iterable[Any]:
+    for seg in plog.segments[-PRODUCER_STATE_SEGMENTS:]:
+        for _, h in seg.iter_headers(0):
+            yield h
+
+
+def _advertised(config: BrokerConfig, bound: tuple[str, int]) -> tuple[str, int]:
+    from .config import parse_listener
+    if config.advertised_listeners:
+        return parse_listener(config.advertised_listeners)
+    host = bound[0]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return host, bound[1]
+
+
+def _read_properties(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#"):
+            out[key.strip()] = value.strip()
+    return out
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

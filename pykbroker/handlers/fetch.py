@@ -1,0 +1,103 @@
+"""Fetch: whole batches read straight from the segments, with min_bytes/max_wait long-polling.
+
+A fetch that cannot fill min_bytes waits until data is appended to one of its partitions (it is
+woken at once, not polled) or max_wait_ms passes. Fetch sessions (KIP-227) are not kept: the
+response's session_id 0 tells clients to send full fetch requests, as Kafka does when its session
+cache is full.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..log.errors import OffsetOutOfRangeError
+from ..protocol.errors import ErrorCode
+from ..protocol.primitives import ZERO_UUID, Msg
+from .registry import RequestContext, handles
+
+if TYPE_CHECKING:
+    from ..broker import Broker
+
+READ_COMMITTED = 1
+
+
+@handles("FETCH", 4, 17)
+async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    v = ctx.api_version
+    max_wait_s = max(req.max_wait_ms, 0) / 1000
+    min_bytes = req.min_bytes
+    max_bytes = req.get("max_bytes", 0x7FFFFFFF)
+    wanted = _resolve(broker, req.topics, v)
+    deadline = trio.current_time() + max_wait_s
+    while True:
+        event = trio.Event()
+        # Register before reading: an append between the read and the wait still wakes us.
+        keys = [(t, p["partition"]) for t, _, parts in wanted if t is not None for p in parts]
+        broker.add_fetch_waiter(keys, event)
+        try:
+            responses, total = _read_all(broker, wanted, max_bytes, v)
+            if total >= min_bytes or max_wait_s <= 0 or trio.current_time() >= deadline or not keys:
+                break
+            with trio.move_on_at(deadline):
+                await event.wait()
+        finally:
+            broker.remove_fetch_waiter(keys, event)
+    return Msg(throttle_time_ms=0, error_code=0, session_id=0, responses=responses)
+
+
+def _resolve(broker: "Broker", topics: list[Msg], v: int) -> list[tuple[str | None, Any, list[Msg]]]:
+    """(topic name or None when unknown, topic id, partitions) in request order."""
+    out = []
+    for t in topics:
+        if v >= 13:
+            topic = broker.topic_by_id(t.topic_id)
+            out.append((topic.name if topic else None, t.topic_id, t.partitions))
+        else:
+            out.append((t.topic, ZERO_UUID, t.partitions))
+    return out
+
+
+def _read_all(broker: "Broker", wanted: list[tuple[str | None, Any, list[Msg]]], max_bytes: int,
+              v: int) -> tuple[list[dict[str, Any]], int]:
+    total = 0
+    responses = []
+    for name, topic_id, parts in wanted:
+        results = []
+        for p in parts:
+            result, size = _read_partition(broker, name, p, max_bytes - total, first=total == 0, v=v)
+            total += size
+            results.append(result)
+        responses.append({"topic": name or "", "topic_id": topic_id, "partitions": results})
+    return responses, total
+
+
+def _read_partition(broker: "Broker", name: str | None, p: Msg, budget: int, first: bool,
+                    v: int) -> tuple[dict[str, Any], int]:
+    index = p.partition
+    partition = broker.partition(name, index) if name is not None else None
+    if partition is None:
+        code = ErrorCode.UNKNOWN_TOPIC_ID if v >= 13 else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        return _empty(index, code), 0
+    log = partition.log
+    limit = min(p.partition_max_bytes, max(budget, 0))
+    try:
+        # The first partition with data may exceed the limits by one batch, so a client whose
+        # max bytes is smaller than a batch still makes progress (KIP-74).
+        result = log.read(p.fetch_offset, limit, min_one_batch=first)
+    except OffsetOutOfRangeError:
+        out = _empty(index, ErrorCode.OFFSET_OUT_OF_RANGE)
+        out.update(high_watermark=log.high_watermark, last_stable_offset=log.high_watermark,
+                   log_start_offset=log.log_start_offset)
+        return out, 0
+    records = result.records
+    return {"partition_index": index, "error_code": 0, "high_watermark": result.high_watermark,
+            "last_stable_offset": result.high_watermark, "log_start_offset": result.log_start_offset,
+            "aborted_transactions": None, "preferred_read_replica": -1, "records": records}, len(records)
+
+
+def _empty(index: int, code: ErrorCode) -> dict[str, Any]:
+    return {"partition_index": index, "error_code": code, "high_watermark": -1, "last_stable_offset": -1,
+            "log_start_offset": -1, "aborted_transactions": None, "preferred_read_replica": -1,
+            "records": b""}

@@ -1,0 +1,74 @@
+"""Metadata: brokers, topics and partition leaders (this node leads every partition)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..log.errors import InvalidTopicError
+from ..protocol.errors import ErrorCode
+from ..protocol.primitives import ZERO_UUID, Msg
+from .registry import RequestContext, handles
+
+if TYPE_CHECKING:
+    from ..broker import Broker, Topic
+
+AUTHORIZED_OPERATIONS_OMITTED = -2147483648
+
+
+@handles("METADATA", 0, 12)
+async def metadata(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    v = ctx.api_version
+    requested = req.topics
+    if v == 0 and requested == []:
+        requested = None  # v0: an empty list means all topics
+    # v4+ lets the client say whether to auto-create; before that the broker config decides.
+    allow_auto = req.get("allow_auto_topic_creation", True) and broker.config.auto_create_topics_enable
+    topics: list[dict[str, Any]] = []
+    if requested is None:
+        topics = [_topic(broker, t) for t in broker.topics() if not t.is_internal or v >= 1]
+    else:
+        for entry in requested:
+            name, topic_id = entry.get("name"), entry.get("topic_id", ZERO_UUID)
+            topics.append(_lookup(broker, name, topic_id, allow_auto))
+    host, port = broker.advertised
+    return Msg(
+        throttle_time_ms=0,
+        brokers=[{"node_id": broker.node_id, "host": host, "port": port, "rack": None}],
+        cluster_id=broker.cluster_id,
+        controller_id=broker.node_id,
+        topics=topics,
+        cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+    )
+
+
+def _lookup(broker: "Broker", name: str | None, topic_id: Any, allow_auto: bool) -> dict[str, Any]:
+    if name is None:
+        topic = broker.topic_by_id(topic_id)
+        if topic is None:
+            return _error(None, ErrorCode.UNKNOWN_TOPIC_ID, topic_id)
+        return _topic(broker, topic)
+    topic = broker.topic(name)
+    if topic is None and allow_auto:
+        try:
+            topic = broker.auto_create_topic(name)
+        except InvalidTopicError:
+            return _error(name, ErrorCode.INVALID_TOPIC_EXCEPTION)
+    if topic is None:
+        return _error(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    return _topic(broker, topic)
+
+
+def _error(name: str | None, code: ErrorCode, topic_id: Any = ZERO_UUID) -> dict[str, Any]:
+    return {"error_code": code, "name": name, "topic_id": topic_id, "is_internal": False,
+            "partitions": [], "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
+
+
+def _topic(broker: "Broker", topic: "Topic") -> dict[str, Any]:
+    node = [broker.node_id]
+    return {
+        "error_code": 0, "name": topic.name, "topic_id": topic.topic_id, "is_internal": topic.is_internal,
+        "partitions": [{"error_code": 0, "partition_index": p, "leader_id": broker.node_id, "leader_epoch": 0,
+                        "replica_nodes": node, "isr_nodes": node, "offline_replicas": []}
+                       for p in range(topic.partitions)],
+        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+    }

@@ -1,0 +1,98 @@
+"""Produce: validate record batches and append them as received to the partition logs."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..log.errors import InvalidTimestampError, MessageTooLargeError, RecordBatchTooLargeError
+from ..log.producer_state import InvalidProducerEpochError, OutOfOrderSequenceError
+from ..protocol.errors import ErrorCode
+from ..protocol.primitives import Msg
+from ..protocol.records import CorruptRecordError, InvalidRecordError, RecordError, iter_batches
+from .registry import RequestContext, handles
+
+if TYPE_CHECKING:
+    from ..broker import Broker
+
+log = logging.getLogger("pykbroker.produce")
+
+_APPEND_ERRORS: tuple[tuple[type[Exception], ErrorCode], ...] = (
+    (CorruptRecordError, ErrorCode.CORRUPT_MESSAGE),
+    (InvalidRecordError, ErrorCode.INVALID_RECORD),
+    (MessageTooLargeError, ErrorCode.MESSAGE_TOO_LARGE),
+    (RecordBatchTooLargeError, ErrorCode.RECORD_LIST_TOO_LARGE),
+    (InvalidTimestampError, ErrorCode.INVALID_TIMESTAMP),
+    (OutOfOrderSequenceError, ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER),
+    (InvalidProducerEpochError, ErrorCode.INVALID_PRODUCER_EPOCH),
+)
+
+
+@handles("PRODUCE", 3, 11)
+async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | None:
+    acks = req.acks
+    topics = []
+    for topic in req.topic_data:
+        partitions = []
+        for part in topic.partition_data:
+            if acks not in (-1, 0, 1):
+                result = _error(part.index, ErrorCode.INVALID_REQUIRED_ACKS)
+            elif req.transactional_id is not None:
+                result = _error(part.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                                "transactions are not supported by this broker yet")
+            else:
+                result = _append(broker, topic.name, part.index, part.records)
+            partitions.append(result)
+        topics.append({"name": topic.name, "partition_responses": partitions})
+    if acks == 0:
+        return None  # Kafka sends no response at all for acks=0
+    return Msg(responses=topics, throttle_time_ms=0)
+
+
+def _error(index: int, code: ErrorCode, message: str | None = None) -> dict[str, Any]:
+    return {"index": index, "error_code": code, "base_offset": -1, "log_append_time_ms": -1,
+            "log_start_offset": -1, "record_errors": [], "error_message": message}
+
+
+def _append(broker: "Broker", topic: str, index: int, records: Any) -> dict[str, Any]:
+    partition = broker.partition(topic, index)
+    if partition is None:
+        return _error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    if records is None or len(records) == 0:
+        return _error(index, ErrorCode.INVALID_RECORD, "a produce request needs at least one record batch")
+    try:
+        # Idempotence: check each batch's producer sequence before anything is written. No
+        # await between check and append, so the pair is atomic for this partition.
+        headers = [h for _, h in iter_batches(records)]
+        for h in headers:
+            original = partition.producers.check(h)
+            if original is not None:
+                if len(headers) == 1:
+                    return {"index": index, "error_code": 0, "base_offset": original.first_offset,
+                            "log_append_time_ms": -1, "log_start_offset": partition.log.log_start_offset,
+                            "record_errors": [], "error_message": None}
+                raise InvalidRecordError("a duplicate batch must be sent alone")
+        info = partition.log.append(records)
+    except RecordError as e:
+        code = _code_for(e)
+        log.info("rejected produce to %s-%d: %s", topic, index, e)
+        return _error(index, code, str(e))
+    except (MessageTooLargeError, RecordBatchTooLargeError, InvalidTimestampError,
+            OutOfOrderSequenceError, InvalidProducerEpochError) as e:
+        log.info("rejected produce to %s-%d: %s", topic, index, e)
+        return _error(index, _code_for(e), str(e))
+    offset = info.first_offset
+    for h in headers:
+        partition.producers.record(h, offset)
+        offset += h.last_offset_delta + 1
+    broker.notify_append(topic, index)
+    return {"index": index, "error_code": 0, "base_offset": info.first_offset,
+            "log_append_time_ms": info.log_append_time, "log_start_offset": info.log_start_offset,
+            "record_errors": [], "error_message": None}
+
+
+def _code_for(e: Exception) -> ErrorCode:
+    for cls, code in _APPEND_ERRORS:
+        if isinstance(e, cls):
+            return code
+    return ErrorCode.UNKNOWN_SERVER_ERROR

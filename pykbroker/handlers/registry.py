@@ -1,0 +1,54 @@
+"""Which APIs and versions the broker serves: the single source of ApiVersions.
+
+A handler module registers one async function per API with the versions it implements. Nothing is
+advertised that is not registered, and a request for an unregistered version is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Awaitable, Callable, NamedTuple
+
+from ..protocol.messages import API_KEYS, API_VERSION_RANGES
+from ..protocol.primitives import Msg
+
+if TYPE_CHECKING:
+    from ..broker import Broker
+
+
+class RequestContext(NamedTuple):
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    peer: str
+    connection_id: int
+
+
+HandlerFn = Callable[["Broker", RequestContext, Msg], Awaitable["Msg | None"]]
+
+
+@dataclass(frozen=True)
+class Handler:
+    api_key: int
+    min_version: int
+    max_version: int
+    fn: HandlerFn
+
+
+HANDLERS: dict[int, Handler] = {}
+
+
+def handles(api_name: str, min_version: int, max_version: int) -> Callable[[HandlerFn], HandlerFn]:
+    """Register `fn` for Kafka's API `api_name` (e.g. "PRODUCE") at versions min..max."""
+    api_key = API_KEYS[api_name]
+    low, high = API_VERSION_RANGES[api_key]
+    if not low <= min_version <= max_version <= high:
+        raise ValueError(f"{api_name} v{min_version}-{max_version} is outside Kafka's v{low}-{high}")
+
+    def register(fn: HandlerFn) -> HandlerFn:
+        if api_key in HANDLERS:
+            raise ValueError(f"{api_name} registered twice")
+        HANDLERS[api_key] = Handler(api_key, min_version, max_version, fn)
+        return fn
+    return register

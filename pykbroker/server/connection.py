@@ -1,0 +1,82 @@
+"""One client connection: frames in, requests to the dispatcher, responses out in order.
+
+Like Kafka's network layer, a connection has one request in processing at a time (Kafka mutes the
+channel until the response is sent), so responses leave in request order by construction; the
+client may pipeline, and the next frames wait in the socket buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable, NamedTuple
+
+import trio
+
+from ..protocol.errors import ErrorCode
+from ..protocol.frame import API_VERSIONS, Request, UnsupportedApiError, decode_request, encode_response
+from ..protocol.messages import API_NAMES
+from ..protocol.primitives import DecodeError, EncodeError, Msg
+from .framing import FrameReader, FrameTooLarge
+
+log = logging.getLogger("pykbroker.server")
+
+
+class ConnectionInfo(NamedTuple):
+    peer: str
+    connection_id: int
+
+
+#: The dispatcher answers a decoded request with a response body, or None for no response
+#: (acks=0 produce). It raises UnsupportedApiError for an api it does not serve.
+Dispatch = Callable[[Request, ConnectionInfo], Awaitable[Msg | None]]
+
+
+async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, max_request_bytes: int,
+                           connection_id: int) -> None:
+    peer = _peer_name(stream)
+    info = ConnectionInfo(peer, connection_id)
+    reader = FrameReader(stream, max_request_bytes)
+    api_name = "?"
+    try:
+        while True:
+            frame = await reader.read_frame()
+            if frame is None:
+                return
+            api_name = "?"
+            try:
+                request = decode_request(frame)
+            except UnsupportedApiError as e:
+                h = e.header
+                api_name = f"{API_NAMES.get(h.api_key, h.api_key)} v{h.api_version}"
+                if h.api_key != API_VERSIONS:
+                    raise
+                # KIP-511: answer an ApiVersions of unknown version with a v0 response carrying
+                # UNSUPPORTED_VERSION and our ranges, so the client can retry with a version we know.
+                fallback = await dispatch(Request(h._replace(api_version=0), Msg()), info)
+                assert fallback is not None
+                fallback["error_code"] = ErrorCode.UNSUPPORTED_VERSION
+                await stream.send_all(encode_response(API_VERSIONS, 0, h.correlation_id, fallback))
+                continue
+            h = request.header
+            api_name = f"{API_NAMES[h.api_key]} v{h.api_version}"
+            response = await dispatch(request, info)
+            if response is not None:
+                await stream.send_all(encode_response(h.api_key, h.api_version, h.correlation_id, response))
+    except (DecodeError, FrameTooLarge, EOFError) as e:
+        log.warning("closing connection from %s: malformed request (%s): %s", peer, api_name, e)
+    except EncodeError as e:
+        log.error("closing connection from %s: could not encode the %s response: %s", peer, api_name, e)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+        pass
+    finally:
+        with trio.move_on_after(1) as scope:
+            scope.shield = True
+            await stream.aclose()
+
+
+def _peer_name(stream: trio.SocketStream) -> str:
+    try:
+        host, port = stream.socket.getpeername()[:2]
+        return f"{host}:{port}"
+    except OSError:
+        return "?"
