@@ -1,0 +1,15 @@
+"""Integration tests: a real pykbroker (the `kafka_broker` fixture of pykbroker's pytest plugin)
+and real clients over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+COMPRESSIONS = ["none", "gzip", "snappy", "lz4", "zstd"]
+
+
+@pytest.fixture
+def topic_name() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
