@@ -165,7 +165,10 @@ class OffsetIndex(_IndexFile):
             self._truncate_entries(keep)
 
     def reset(self) -> None:
-        self.truncate_to_position(0)
+        """Empty the index, in memory and on disk (whatever the file held)."""
+        del self._offsets[:]
+        del self._positions[:]
+        self._truncate_entries(0)
 
 
 class TimeIndex(_IndexFile):
@@ -241,7 +244,7 @@ class TimeIndex(_IndexFile):
             self._truncate_entries(keep)
 
     def reset(self) -> None:
-        if self._timestamps:
-            del self._timestamps[:]
-            del self._offsets[:]
-            self._truncate_entries(0)
+        """Empty the index, in memory and on disk (whatever the file held)."""
+        del self._timestamps[:]
+        del self._offsets[:]
+        self._truncate_entries(0)
