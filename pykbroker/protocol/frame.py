@@ -46,6 +46,7 @@ class RequestHeader(NamedTuple):
 class Request(NamedTuple):
     header: RequestHeader
     body: Msg
+    trailing_bytes: int = 0
 
 
 def request_header_version(api_key: int, api_version: int) -> int:
@@ -91,14 +92,16 @@ def decode_request_header(frame: Any) -> tuple[RequestHeader, int]:
 
 
 def decode_request(frame: Any) -> Request:
-    """A whole request frame (without its size prefix) -> header and body; must consume it exactly."""
+    """A whole request frame (without its size prefix) -> header and body.
+
+    Bytes after the body are ignored, as Kafka's broker does: librdkafka 2.x relies on it (its
+    Metadata v9+ "all topics" request keeps a 4-byte placeholder where a 1-byte compact array
+    count belongs). Every length and count inside the body is still checked against the frame.
+    """
     view = frame if isinstance(frame, memoryview) else memoryview(frame)
     header, pos = decode_request_header(view)
     body, end = request_codec(header.api_key, header.api_version).decode(view, pos)
-    if end != len(view):
-        raise DecodeError(f"{len(view) - end} bytes left over after the request body",
-                          f"{API_NAMES[header.api_key]} v{header.api_version}")
-    return Request(header, body)
+    return Request(header, body, len(view) - end)
 
 
 def encode_request(api_key: int, api_version: int, correlation_id: int, client_id: str | None,

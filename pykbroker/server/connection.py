@@ -59,6 +59,9 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, max_re
                 continue
             h = request.header
             api_name = f"{API_NAMES[h.api_key]} v{h.api_version}"
+            if request.trailing_bytes:
+                log.debug("%s from %s (%s) had %d bytes after its body (ignored, as Kafka does)",
+                          api_name, peer, h.client_id, request.trailing_bytes)
             response = await dispatch(request, info)
             if response is not None:
                 await stream.send_all(encode_response(h.api_key, h.api_version, h.correlation_id, response))

@@ -24,9 +24,12 @@ def test_every_truncation_is_a_decode_error(frame: bytes) -> None:
             decode_request(frame[:cut])
 
 
-def test_trailing_bytes_are_rejected() -> None:
-    with pytest.raises(DecodeError, match="left over"):
-        decode_request(PRODUCE_V9 + b"\x00")
+def test_trailing_bytes_are_ignored_like_kafka_does() -> None:
+    # librdkafka's Metadata v12 "all topics" request: a 4-byte placeholder for a 1-byte count.
+    frame = bytes.fromhex("0003000c00000003000772646b61666b610000000000010000")
+    request = decode_request(frame)
+    assert request.body.topics is None and request.trailing_bytes == 3
+    assert decode_request(PRODUCE_V9 + b"\x00").trailing_bytes == 1
 
 
 def test_length_past_the_end_names_the_field() -> None:
