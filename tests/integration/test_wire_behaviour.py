@@ -1,0 +1,185 @@
+"""Server behaviour seen on the wire: limits, errors, ordering, acks=0, ApiVersions fallback."""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import pytest
+
+from pykbroker.protocol.errors import ErrorCode
+from pykbroker.protocol.records import Record, build_batch
+from pykbroker.testing import RunningBroker, running_broker
+from wire import WireClient
+
+PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, CREATE_TOPICS = 0, 1, 2, 3, 18, 19
+
+
+def create_topic(client: WireClient, name: str, partitions: int = 1) -> None:
+    r = client.request(CREATE_TOPICS, 7, {"topics": [{"name": name, "num_partitions": partitions,
+                                                       "replication_factor": 1}], "timeout_ms": 5000})
+    assert r.topics[0].error_code == 0, r
+
+
+def produce_body(topic: str, records: bytes, acks: int = 1) -> dict:
+    return {"acks": acks, "timeout_ms": 5000, "topic_data": [
+        {"name": topic, "partition_data": [{"index": 0, "records": records}]}]}
+
+
+def batch(n: int, start: int = 0, **kw: object) -> bytes:
+    return build_batch([Record(i, 0, None, b"v%d" % (start + i), []) for i in range(n)],
+                       base_timestamp=1_700_000_000_000, **kw)
+
+
+@pytest.fixture
+def client(kafka_broker: RunningBroker):
+    c = WireClient(kafka_broker.bootstrap_servers)
+    yield c
+    c.close()
+
+
+def test_api_versions_lists_only_served_apis(client: WireClient) -> None:
+    r = client.request(API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
+    keys = {k.api_key: (k.min_version, k.max_version) for k in r.api_keys}
+    assert r.error_code == 0
+    assert keys[PRODUCE] == (3, 11) and keys[FETCH] == (4, 17) and keys[METADATA] == (0, 12)
+    assert 4 not in keys  # LeaderAndIsr: a controller API, never served to clients
+
+
+def test_api_versions_of_unknown_version_gets_a_v0_answer(client: WireClient) -> None:
+    client.send_raw(struct.pack(">ihhih", 10, API_VERSIONS, 99, 7, -1))
+    correlation_id, r = client.receive(API_VERSIONS, 0)  # response header v0, body v0
+    assert correlation_id == 7 and r.error_code == ErrorCode.UNSUPPORTED_VERSION
+    assert any(k.api_key == PRODUCE for k in r.api_keys)
+
+
+def test_unsupported_api_closes_only_that_connection(kafka_broker: RunningBroker, client: WireClient) -> None:
+    client.send(4, 7, {})  # LeaderAndIsr: well-formed but not served
+    assert client.is_closed_by_peer()
+    other = WireClient(kafka_broker.bootstrap_servers)
+    assert other.request(METADATA, 12, {"topics": []}).brokers[0].node_id == 1
+    other.close()
+
+
+def test_oversized_frame_is_refused_before_reading_it() -> None:
+    with running_broker({"socket.request.max.bytes": 1000}) as broker:
+        c = WireClient(broker.bootstrap_servers)
+        c.send_raw(struct.pack(">i", 50_000_000) + b"\x00" * 100)  # body never sent
+        assert c.is_closed_by_peer()
+        ok = WireClient(broker.bootstrap_servers)
+        assert ok.request(METADATA, 1, {"topics": []}).brokers
+        ok.close()
+
+
+def test_garbage_closes_the_connection_and_the_broker_survives(kafka_broker: RunningBroker, client: WireClient) -> None:
+    client.send_raw(struct.pack(">i", 12) + struct.pack(">hhi", METADATA, 9, 1) + b"\xff\xff\xff\xff")
+    assert client.is_closed_by_peer()
+    ok = WireClient(kafka_broker.bootstrap_servers)
+    assert ok.request(METADATA, 12, {"topics": []}).cluster_id
+    ok.close()
+
+
+def test_pipelined_requests_are_answered_in_order(client: WireClient) -> None:
+    create_topic(client, "pipe")
+    sent = [client.send(PRODUCE, 9, produce_body("pipe", batch(3, i * 3))) for i in range(20)]
+    answers = [client.receive(PRODUCE, 9) for _ in sent]
+    assert [cid for cid, _ in answers] == sent
+    assert [r.responses[0].partition_responses[0].base_offset for _, r in answers] == list(range(0, 60, 3))
+
+
+def test_acks_zero_gets_no_response(client: WireClient) -> None:
+    create_topic(client, "fire")
+    client.send(PRODUCE, 9, produce_body("fire", batch(5), acks=0))
+    r = client.request(LIST_OFFSETS, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
+        {"name": "fire", "partitions": [{"partition_index": 0, "timestamp": -1}]}]})
+    assert r.topics[0].partitions[0].offset == 5  # the next answer is the ListOffsets one
+
+
+def test_bad_batches_get_kafka_error_codes_and_nothing_stored_is_lost(client: WireClient) -> None:
+    create_topic(client, "bad")
+    good = client.request(PRODUCE, 9, produce_body("bad", batch(4)))
+    assert good.responses[0].partition_responses[0].error_code == 0
+    corrupt = bytearray(batch(2))
+    corrupt[-1] ^= 0xFF
+    r = client.request(PRODUCE, 9, produce_body("bad", bytes(corrupt)))
+    assert r.responses[0].partition_responses[0].error_code == ErrorCode.CORRUPT_MESSAGE
+    r = client.request(PRODUCE, 9, produce_body("bad", batch(2)[:30]))
+    assert r.responses[0].partition_responses[0].error_code in (ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD)
+    r = client.request(PRODUCE, 9, produce_body("nope", batch(2)))
+    assert r.responses[0].partition_responses[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    r = client.request(PRODUCE, 9, produce_body("bad", batch(2), acks=5))
+    assert r.responses[0].partition_responses[0].error_code == ErrorCode.INVALID_REQUIRED_ACKS
+    big = build_batch([Record(0, 0, None, b"x" * 1_100_000, [])])
+    r = client.request(PRODUCE, 9, produce_body("bad", big))
+    assert r.responses[0].partition_responses[0].error_code == ErrorCode.MESSAGE_TOO_LARGE
+    fetched = client.request(FETCH, 12, {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": 1 << 20,
+                                         "isolation_level": 0, "topics": [{"topic": "bad", "partitions": [
+                                             {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]})
+    part = fetched.responses[0].partitions[0]
+    assert part.high_watermark == 4 and bytes(part.records) == batch(4)
+
+
+def test_invalid_topic_name_in_metadata(client: WireClient) -> None:
+    r = client.request(METADATA, 12, {"topics": [{"name": "bad/name"}], "allow_auto_topic_creation": True})
+    assert r.topics[0].error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
+
+
+def test_fetch_out_of_range_and_in_the_middle_of_a_batch(client: WireClient) -> None:
+    create_topic(client, "mid")
+    client.request(PRODUCE, 9, produce_body("mid", batch(10)))
+
+    def fetch(offset: int) -> object:
+        return client.request(FETCH, 11, {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": 1 << 20,
+                                          "isolation_level": 0, "session_id": 0, "session_epoch": -1, "topics": [
+                                              {"topic": "mid", "partitions": [{"partition": 0, "fetch_offset": offset,
+                                                                               "partition_max_bytes": 1 << 20}]}],
+                                          "forgotten_topics_data": [], "rack_id": ""}).responses[0].partitions[0]
+    assert bytes(fetch(6).records) == batch(10)  # the whole batch that holds offset 6
+    assert fetch(10).error_code == 0 and bytes(fetch(10).records) == b""
+    assert fetch(11).error_code == ErrorCode.OFFSET_OUT_OF_RANGE
+
+
+def test_long_poll_wakes_on_append(kafka_broker: RunningBroker, client: WireClient) -> None:
+    create_topic(client, "poll")
+    started = time.monotonic()
+    client.send(FETCH, 12, {"replica_id": -1, "max_wait_ms": 5000, "min_bytes": 1, "max_bytes": 1 << 20,
+                            "isolation_level": 0, "topics": [{"topic": "poll", "partitions": [
+                                {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]})
+    time.sleep(0.3)
+    producer = WireClient(kafka_broker.bootstrap_servers)
+    producer.request(PRODUCE, 9, produce_body("poll", batch(1)))
+    producer.close()
+    _, r = client.receive(FETCH, 12)
+    elapsed = time.monotonic() - started
+    assert bytes(r.responses[0].partitions[0].records) != b""
+    assert elapsed < 2.5, f"fetch waited {elapsed:.2f}s for data appended after 0.3s"
+
+
+def test_long_poll_times_out_empty(client: WireClient) -> None:
+    create_topic(client, "quiet")
+    started = time.monotonic()
+    r = client.request(FETCH, 12, {"replica_id": -1, "max_wait_ms": 300, "min_bytes": 1, "max_bytes": 1 << 20,
+                                   "isolation_level": 0, "topics": [{"topic": "quiet", "partitions": [
+                                       {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]})
+    assert time.monotonic() - started >= 0.28
+    assert bytes(r.responses[0].partitions[0].records) == b""
+
+
+def test_idempotent_duplicates_and_sequence_gaps(client: WireClient) -> None:
+    create_topic(client, "idem")
+    pid = client.request(22, 4, {"transactional_id": None, "transaction_timeout_ms": 60000,
+                                 "producer_id": -1, "producer_epoch": -1})
+    assert pid.error_code == 0
+    first = batch(3, producer_id=pid.producer_id, producer_epoch=pid.producer_epoch, base_sequence=0)
+    r1 = client.request(PRODUCE, 9, produce_body("idem", first, acks=-1)).responses[0].partition_responses[0]
+    again = client.request(PRODUCE, 9, produce_body("idem", first, acks=-1)).responses[0].partition_responses[0]
+    assert r1.error_code == again.error_code == 0 and again.base_offset == r1.base_offset == 0
+    gap = batch(2, producer_id=pid.producer_id, producer_epoch=pid.producer_epoch, base_sequence=7)
+    r = client.request(PRODUCE, 9, produce_body("idem", gap, acks=-1)).responses[0].partition_responses[0]
+    assert r.error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+    nxt = batch(2, producer_id=pid.producer_id, producer_epoch=pid.producer_epoch, base_sequence=3)
+    r = client.request(PRODUCE, 9, produce_body("idem", nxt, acks=-1)).responses[0].partition_responses[0]
+    assert r.error_code == 0 and r.base_offset == 3
+    old = batch(1, producer_id=pid.producer_id, producer_epoch=pid.producer_epoch - 1, base_sequence=5)
+    r = client.request(PRODUCE, 9, produce_body("idem", old, acks=-1)).responses[0].partition_responses[0]
+    assert r.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
