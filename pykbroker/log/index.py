@@ -151,6 +151,11 @@ class OffsetIndex(_IndexFile):
             return OffsetPosition(self.base_offset, 0)
         return OffsetPosition(self.base_offset + self._offsets[i], self._positions[i])
 
+    def positions_below(self, limit: int, count: int) -> list[int]:
+        """Up to ``count`` largest entry positions smaller than ``limit``, largest first."""
+        i = bisect_right(self._positions, limit - 1)
+        return [self._positions[j] for j in range(i - 1, max(i - 1 - count, -1), -1)]
+
     def last_entry(self) -> OffsetPosition:
         if not self._offsets:
             return OffsetPosition(self.base_offset, 0)

@@ -16,7 +16,7 @@ import logging
 import time
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from pykbroker.log import retention
@@ -39,6 +39,7 @@ from pykbroker.log.recovery import load_log
 from pykbroker.log.segment import LogSegment
 from pykbroker.protocol import records as rec
 from pykbroker.protocol.records import (
+    LOG_OVERHEAD,
     NO_TIMESTAMP,
     BatchHeader,
     InvalidRecordError,
@@ -62,8 +63,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-@dataclass(frozen=True, slots=True)
-class AppendInfo:
+class AppendInfo(NamedTuple):
     """Outcome of an append, enough for a ProduceResponse partition entry."""
 
     first_offset: int
@@ -79,8 +79,7 @@ class AppendInfo:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
-class ReadResult:
+class ReadResult(NamedTuple):
     """Whole batches read from the log, plus the offsets a FetchResponse reports."""
 
     records: bytes
@@ -204,55 +203,57 @@ class PartitionLog:
             self._check_timestamps(headers, now)
 
         buf = bytearray(records)  # the one copy: received bytes become the stored bytes
-        patched: list[BatchHeader] = []
+        entries: list[tuple[int, int, int]] = []  # (last offset, max timestamp, size) per batch
         pos = 0
-        next_offset = self._log_end_offset
+        next_offset = first_offset = self._log_end_offset
         stamp = assign_offsets and cfg.log_append_time
+        max_ts, max_ts_offset, count = NO_TIMESTAMP, -1, 0
         for h in headers:
+            size = h.batch_length + LOG_OVERHEAD
             if assign_offsets:
                 patch_base_offset(buf, pos, next_offset)
-                h = h._replace(base_offset=next_offset)
-            elif h.base_offset < next_offset:
-                raise InvalidRecordError(
-                    f"out of order offsets: batch at base offset {h.base_offset} appended to a log "
-                    f"ending at offset {next_offset}"
-                )
+                base = next_offset
+            else:
+                base = h.base_offset
+                if base < next_offset:
+                    raise InvalidRecordError(
+                        f"out of order offsets: batch at base offset {base} appended to a log "
+                        f"ending at offset {next_offset}"
+                    )
+                if not entries:
+                    first_offset = base
+            last = base + h.last_offset_delta
+            ts = h.max_timestamp
             if leader_epoch is not None:
                 patch_partition_leader_epoch(buf, pos, leader_epoch)
             if stamp:
                 set_log_append_time(buf, pos, now)
-                h = h._replace(
-                    max_timestamp=now, attributes=h.attributes | rec.TIMESTAMP_TYPE_MASK
-                )
-            patched.append(h)
-            next_offset = h.last_offset + 1
-            pos += h.size
+                ts = now
+            if ts > max_ts:
+                max_ts, max_ts_offset = ts, last
+            entries.append((last, ts, size))
+            count += h.records_count
+            next_offset = last + 1
+            pos += size
 
-        first, last = patched[0], patched[-1]
-        max_ts, max_ts_offset = NO_TIMESTAMP, -1
-        for h in patched:
-            if h.max_timestamp > max_ts:
-                max_ts, max_ts_offset = h.max_timestamp, h.last_offset
-
-        self._maybe_roll(len(buf), max_ts, last.last_offset, first.base_offset, now)
-        self.active_segment.append(buf, patched)
-        self._log_end_offset = last.last_offset + 1
-        count = sum(h.records_count for h in patched)
+        self._maybe_roll(len(buf), max_ts, next_offset - 1, first_offset, now)
+        self.active_segment.append(buf, entries)
+        self._log_end_offset = next_offset
         self._unflushed_messages += count
         if self._unflushed_messages >= cfg.flush_messages or (
             cfg.flush_ms != LONG_MAX and now - self._last_flush_ms >= cfg.flush_ms
         ):
             self.flush()
         return AppendInfo(
-            first_offset=first.base_offset,
-            last_offset=last.last_offset,
-            max_timestamp=max_ts,
-            offset_of_max_timestamp=max_ts_offset,
-            log_append_time=now if stamp else -1,
-            log_start_offset=self._log_start_offset,
-            record_count=count,
-            batch_count=len(patched),
-            size=len(buf),
+            first_offset,
+            next_offset - 1,
+            max_ts,
+            max_ts_offset,
+            now if stamp else -1,
+            self._log_start_offset,
+            count,
+            len(entries),
+            len(buf),
         )
 
     def _check_sizes(self, headers: list[BatchHeader], total: int) -> None:

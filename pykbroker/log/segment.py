@@ -183,39 +183,48 @@ class LogSegment:
     # --------------------------------------------------------------- appending
 
     def _index_batch(self, h: BatchHeader, position: int) -> None:
+        self._index(h.base_offset + h.last_offset_delta, h.max_timestamp, h.batch_length + 12, position)
+
+    def _index(self, last_offset: int, max_timestamp: int, size: int, position: int) -> None:
+        """Kafka's per-batch bookkeeping: max timestamp so far and a sparse index entry."""
         if not self._first_batch_timestamp_known and position == 0:
-            self._first_batch_timestamp = h.max_timestamp
+            self._first_batch_timestamp = max_timestamp
             self._first_batch_timestamp_known = True
-        if h.max_timestamp > self.max_timestamp:
-            self.max_timestamp = h.max_timestamp
-            self.offset_of_max_timestamp = h.last_offset
+        if max_timestamp > self.max_timestamp:
+            self.max_timestamp = max_timestamp
+            self.offset_of_max_timestamp = last_offset
         if self._bytes_since_index_entry > self.config.index_interval_bytes:
-            self.offset_index.append(h.last_offset, position)
+            self.offset_index.append(last_offset, position)
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
             self._bytes_since_index_entry = 0
-        self._bytes_since_index_entry += h.size
+        self._bytes_since_index_entry += size
 
-    def append(self, data: bytes | bytearray | memoryview, batches: list[BatchHeader]) -> None:
-        """Write whole, already validated and offset-patched batches at the end of the file."""
+    def append(self, data: bytes | bytearray | memoryview, batches: list[tuple[int, int, int]]) -> None:
+        """Write whole, validated, offset-patched batches at the end of the file.
+
+        ``batches`` holds ``(last offset, max timestamp, size)`` of each batch in ``data``.
+        """
         start = self.size
-        mv = memoryview(data)
-        written = 0
+        n = len(data)
         try:
-            while written < len(mv):
-                written += os.pwrite(self._fd, mv[written:], start + written)
+            written = os.pwrite(self._fd, data, start)
+            if written < n:
+                mv = memoryview(data)
+                while written < n:
+                    written += os.pwrite(self._fd, mv[written:], start + written)
         except OSError as exc:
             try:
                 os.ftruncate(self._fd, start)
             except OSError:
                 pass
             raise KafkaStorageError(f"write to {self.log_path} failed: {exc}") from exc
-        self.size = start + written
+        self.size = start + n
         self._dirty = True
         pos = start
-        for h in batches:
-            self._index_batch(h, pos)
-            pos += h.size
-        self.next_offset = batches[-1].last_offset + 1
+        for last_offset, max_timestamp, size in batches:
+            self._index(last_offset, max_timestamp, size, pos)
+            pos += size
+        self.next_offset = batches[-1][0] + 1
 
     def config_changed(self, config: LogConfig) -> None:
         self.config = config
@@ -300,33 +309,51 @@ class LogSegment:
         Returns ``(data, last batch header, exhausted)`` where ``exhausted``
         means the read ran to the end of this segment (the caller may
         continue with the next one). With ``min_one_batch`` the first batch
-        is returned even when larger than ``max_bytes``.
+        is returned even when larger than ``max_bytes``. The cut point is
+        found from the offset index, so the cost does not grow with the
+        number of batches read; the data is then read with one ``pread``.
         """
-        avail = self.size - position
-        if avail <= 0:
+        size = self.size
+        if position >= size:
             return b"", None, True
-        data = os.pread(self._fd, min(avail, max(max_bytes, BATCH_HEADER_SIZE)), position)
-        cut = 0
-        last: BatchHeader | None = None
-        stopped = False
-        for pos, h in iter_batches(data):
-            if h.base_offset >= max_offset or pos + h.size > max_bytes:
-                stopped = True
-                break
-            cut = pos + h.size
-            last = h
-        if cut == 0:
-            if len(data) < BATCH_HEADER_SIZE:
+        limit_end = size
+        if max_offset < self.read_next_offset():
+            found = self.translate_offset(max_offset)
+            if found is not None:
+                p, h = found
+                limit_end = p + h.size if h.base_offset < max_offset else p
+        if limit_end <= position:
+            return b"", None, False
+        window_end = min(limit_end, position + max(max_bytes, 0))
+        last = self._last_whole_batch(position, window_end)
+        if last is None:
+            if not min_one_batch:
                 return b"", None, False
-            first = _make_header(_unpack_header(data, 0))
-            if first.base_offset >= max_offset or not min_one_batch:
+            first = _make_header(_unpack_header(os.pread(self._fd, BATCH_HEADER_SIZE, position), 0))
+            end = position + first.size
+            if end > limit_end:
                 return b"", None, False
-            whole = data if first.size <= len(data) else os.pread(self._fd, first.size, position)
-            data, cut, last = whole[: first.size], first.size, first
-            return data, last, cut == avail
-        if cut < len(data):
-            data = data[:cut]
-        return data, last, not stopped and cut == avail
+            return os.pread(self._fd, first.size, position), first, end == size
+        p, h = last
+        cut = p + h.size
+        return os.pread(self._fd, cut - position, position), h, cut == size
+
+    def _last_whole_batch(self, position: int, window_end: int) -> tuple[int, BatchHeader] | None:
+        """The last batch starting at/after ``position`` that ends by ``window_end``.
+
+        Walks headers from the last index entry before ``window_end`` (a
+        batch start); if the batch there overruns the window, from the entry
+        before it, whose walk must end exactly at the later entry.
+        """
+        starts = [p for p in self.offset_index.positions_below(window_end, 2) if p > position]
+        starts.append(position)
+        for start in starts:
+            last = None
+            for pos, h in self.iter_headers(start, window_end):
+                last = (pos, h)
+            if last is not None:
+                return last
+        return None
 
     def find_offset_by_timestamp(self, timestamp: int, start_offset: int) -> tuple[int, int] | None:
         """First record (offset >= ``start_offset``) with timestamp >= ``timestamp``.

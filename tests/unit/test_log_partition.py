@@ -497,3 +497,60 @@ def test_record_offsets_helper_on_stored_batches(tmp_path: Path) -> None:
     log.append(batch(3, ts=20, codec=1))
     data = log.read(2, 1 << 20).records
     assert record_offsets_and_timestamps(data) == [(2, 20), (3, 21), (4, 22)]
+
+
+# ----------------------------------------------------------------- property
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def reference_read(blob: bytes, fetch_offset: int, max_bytes: int, max_offset: int, min_one: bool) -> bytes:
+    """Naive model of a fetch over the concatenation of all stored batches."""
+    if fetch_offset >= max_offset:
+        return b""
+    start = None
+    end = None
+    for pos, h in iter_batches(blob):
+        if start is None:
+            if h.last_offset < fetch_offset:
+                continue
+            start = pos
+        if h.base_offset >= max_offset:
+            break
+        if pos + h.size - start > max_bytes and not (pos == start and min_one):
+            break
+        end = pos + h.size
+    if start is None or end is None:
+        return b""
+    return blob[start:end]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(
+    counts=st.lists(st.tuples(st.integers(1, 5), st.integers(0, 300)), min_size=1, max_size=25),
+    segment_bytes=st.integers(1700, 6000),
+    interval=st.sampled_from([0, 64, 512, 4096]),
+    data=st.data(),
+)
+def test_property_reads_match_a_naive_model(
+    tmp_path_factory: pytest.TempPathFactory, counts: list[tuple[int, int]], segment_bytes: int, interval: int, data: st.DataObject
+) -> None:
+    d = tmp_path_factory.mktemp("prop")
+    log = PartitionLog.open(d / "p-0", cfg(segment_bytes=segment_bytes, index_interval_bytes=interval), fsync=False)
+    for i, (n, size) in enumerate(counts):
+        log.append(batch(n, ts=T0 + i, value_size=size))
+    blob = b"".join(s.read_bytes(0, s.size) for s in log.segments)
+    leo = log.log_end_offset
+    for _ in range(10):
+        fetch = data.draw(st.integers(0, leo))
+        max_bytes = data.draw(st.integers(0, 3000))
+        max_offset = data.draw(st.integers(0, leo + 1))
+        min_one = data.draw(st.booleans())
+        got = log.read(fetch, max_bytes, min_one_batch=min_one, max_offset=max_offset)
+        want = reference_read(blob, fetch, max_bytes, min(max_offset, leo), min_one)
+        assert got.records == want
+        if want:
+            hs = validate_batches(want)
+            assert got.first_offset == hs[0].base_offset and got.next_offset == hs[-1].last_offset + 1
+    log.close()
