@@ -301,22 +301,7 @@ class PartitionLog:
             if h.compression == codec or h.is_control:
                 parts.append(bytes(raw))
                 continue
-            parts.append(
-                rec.build_batch(
-                    rec.decode_records(raw),
-                    base_offset=h.base_offset,
-                    base_timestamp=h.base_timestamp,
-                    compression=codec,
-                    producer_id=h.producer_id,
-                    producer_epoch=h.producer_epoch,
-                    base_sequence=h.base_sequence,
-                    is_transactional=h.is_transactional,
-                    partition_leader_epoch=h.partition_leader_epoch,
-                    timestamp_type=h.timestamp_type,
-                    max_timestamp=h.max_timestamp,
-                    last_offset_delta=h.last_offset_delta,
-                )
-            )
+            parts.append(rec.recompress_batch(raw, codec))
         data = b"".join(parts)
         return data, validate_batches(data, strict=False)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from pykbroker.log.checkpoint import CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, read_int
 from pykbroker.log.config import LogConfig
 from pykbroker.log.index import IndexCorruptError
-from pykbroker.log.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
+from pykbroker.log.segment import INDEX_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
 
 log = logging.getLogger(__name__)
 
@@ -139,4 +139,4 @@ def load_log(directory: Path, config: LogConfig) -> LoadedLog:
     return LoadedLog(segments, lso, min(recovery_point, leo), clean, truncated, rebuilt, checkpoint_lso)
 
 
-__all__ = ["LoadedLog", "load_log", "LOG_SUFFIX"]
+__all__ = ["LoadedLog", "load_log"]

@@ -28,7 +28,6 @@ from pykbroker.protocol.records import (
     BatchHeader,
     CorruptRecordError,
     RecordError,
-    iter_batches,
     validate_batch_at,
 )
 
@@ -121,8 +120,9 @@ class LogSegment:
     def recover_tail(self) -> bool:
         """After a clean shutdown: validate only the batches after the last index entry.
 
-        Returns False (changing nothing on disk) if the tail is not whole and
-        valid; the caller then runs a full ``recover``.
+        Returns False if the tail is not whole and valid, or the indexes do
+        not line up with it; the caller then runs a full ``recover``, which
+        rebuilds whatever this scan touched.
         """
         start = self.offset_index.last_entry().position
         try:

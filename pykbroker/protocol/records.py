@@ -604,6 +604,27 @@ def record_offsets_and_timestamps(batch: Buffer) -> list[tuple[int, int]]:
     return out
 
 
+def recompress_batch(batch: Buffer, codec: int) -> bytes:
+    """Re-encode the records area of the batch at the start of ``batch`` with ``codec``.
+
+    The records themselves are not parsed: the (decompressed) records area
+    is the same byte string whatever the codec, so only the payload, the
+    codec bits, the batch length and the CRC change (Kafka's broker-side
+    ``compression.type``).
+    """
+    mv = batch if isinstance(batch, memoryview) else memoryview(batch)
+    h = parse_batch_header(mv)
+    raw = _records_payload(mv, h)
+    payload = _compression.compress(codec, raw) if codec else bytes(raw)
+    out = bytearray(BATCH_HEADER_SIZE + len(payload))
+    out[:BATCH_HEADER_SIZE] = mv[:BATCH_HEADER_SIZE]
+    out[BATCH_HEADER_SIZE:] = payload
+    _INT32.pack_into(out, LENGTH_OFFSET, MIN_BATCH_LENGTH + len(payload))
+    _INT16.pack_into(out, ATTRIBUTES_OFFSET, (h.attributes & ~COMPRESSION_MASK) | (codec & COMPRESSION_MASK))
+    _UINT32.pack_into(out, CRC_OFFSET, _crc32c_fn(memoryview(out)[ATTRIBUTES_OFFSET:]))
+    return bytes(out)
+
+
 def build_end_txn_marker(
     *,
     commit: bool,
@@ -904,6 +925,7 @@ __all__ = [
     "decode_records",
     "encode_record",
     "record_offsets_and_timestamps",
+    "recompress_batch",
     "build_end_txn_marker",
     "RecordSchema",
     "RecordBodySchema",

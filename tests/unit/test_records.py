@@ -470,3 +470,18 @@ def test_property_build_decode_round_trip(recs: list[Record], codec: int, base_o
     assert decode_records(batch) == recs
     kb = next(iter(MemoryRecords(batch)))
     assert [(m.offset, m.key, m.value) for m in kb] == [(base_offset + i, x.key, x.value) for i, x in enumerate(recs)]
+
+
+@pytest.mark.parametrize("src", CODECS)
+@pytest.mark.parametrize("dst", CODECS)
+def test_recompress_batch(src: int, dst: int) -> None:
+    recs = sample_records(7)
+    batch = build_batch(recs, base_offset=5, base_timestamp=100, compression=src, producer_id=4,
+                        producer_epoch=1, base_sequence=3, is_transactional=True)
+    out = r.recompress_batch(batch, dst)
+    (h,) = validate_batches(out)
+    (orig,) = validate_batches(batch)
+    assert h.compression == dst
+    assert h._replace(batch_length=0, crc=0, attributes=0) == orig._replace(batch_length=0, crc=0, attributes=0)
+    assert h.attributes & ~7 == orig.attributes & ~7
+    assert decode_records(out) == recs
