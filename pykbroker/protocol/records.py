@@ -56,7 +56,6 @@ from typing import Any, Final, NamedTuple
 
 import crc32c as _crc32c
 from construct import (
-    Array,
     Construct,
     ConstructError,
     If,
@@ -395,6 +394,20 @@ class NullableBytes(Construct):  # type: ignore[misc]
         stream_write(stream, data, len(data), path)
         return obj
 
+    def _emitparse(self, code: Any) -> str:
+        fname = f"parse_nullable_bytes_{code.allocateId()}"
+        code.append(f"""
+            def {fname}(io, this):
+                n = {self.lengthfield._compileparse(code)}
+                if n < 0:
+                    return None
+                data = io.read(n)
+                if len(data) != n:
+                    raise StreamError("stream read less than specified amount, expected %d, found %d" % (n, len(data)))
+                return data
+        """)
+        return f"{fname}(io, this)"
+
 
 RecordHeaderSchema = Struct(
     "key" / PascalString(ZigZag, "utf8"),
@@ -412,6 +425,16 @@ RecordBodySchema = Struct(
 
 #: One v2 record: varint length prefix + body.
 RecordSchema = Prefixed(ZigZag, RecordBodySchema)
+
+_compiled_record_schema: Any = None
+
+
+def _record_parser() -> Any:
+    """``RecordSchema`` compiled by construct (about 3x faster to parse), built on first use."""
+    global _compiled_record_schema
+    if _compiled_record_schema is None:
+        _compiled_record_schema = RecordSchema.compile()
+    return _compiled_record_schema
 
 #: Key of a control record (transaction markers): version, type (0 abort, 1 commit).
 ControlRecordKeySchema = Struct("version" / Int16sb, "type" / Int16sb)
@@ -538,9 +561,10 @@ def decode_records(batch: Buffer) -> list[Record]:
         raise InvalidRecordError(f"cannot decode records of magic {h.magic} as a v2 batch")
     payload = _records_payload(mv, h)
     stream = io.BytesIO(payload)
+    parse = _record_parser().parse_stream
     try:
-        parsed = Array(h.records_count, RecordSchema).parse_stream(stream)
-    except ConstructError as exc:
+        parsed = [parse(stream) for _ in range(h.records_count)]
+    except (ConstructError, UnicodeDecodeError, struct.error, ValueError, OverflowError) as exc:
         raise InvalidRecordError(f"malformed records in batch at base offset {h.base_offset}: {exc}") from exc
     if stream.tell() != len(payload):
         raise InvalidRecordError(

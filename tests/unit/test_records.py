@@ -485,3 +485,19 @@ def test_recompress_batch(src: int, dst: int) -> None:
     assert h._replace(batch_length=0, crc=0, attributes=0) == orig._replace(batch_length=0, crc=0, attributes=0)
     assert h.attributes & ~7 == orig.attributes & ~7
     assert decode_records(out) == recs
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    codec=st.sampled_from([0, 1, 3]),
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=4),
+)
+def test_property_garbled_records_only_raise_record_errors(codec: int, edits: list[tuple[int, int]]) -> None:
+    batch = bytearray(build_batch(sample_records(5), base_timestamp=0, compression=codec))
+    for where, value in edits:
+        batch[61 + where % (len(batch) - 61)] = value
+    for fn in (decode_records, r.record_offsets_and_timestamps):
+        try:
+            fn(batch)
+        except RecordError:
+            pass
