@@ -10,7 +10,7 @@ import pytest
 from pykbroker.protocol.errors import ErrorCode
 from pykbroker.protocol.records import Record, build_batch
 from pykbroker.testing import RunningBroker, running_broker
-from wire import WireClient
+from pykbroker.wire_client import WireClient
 
 PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, CREATE_TOPICS = 0, 1, 2, 3, 18, 19
 

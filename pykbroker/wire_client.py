@@ -1,4 +1,5 @@
-"""A minimal blocking client over our own codec, for tests that need exact bytes on the wire."""
+"""A minimal blocking Kafka client over pykbroker's own codec: exact bytes on the wire for tests,
+benchmarks and the command line (no retries, no metadata routing: one connection, one broker)."""
 
 from __future__ import annotations
 
