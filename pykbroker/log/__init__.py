@@ -14,6 +14,7 @@ from pykbroker.log.errors import (
     TopicExistsError,
     UnknownTopicOrPartitionError,
 )
+from pykbroker.log.manager import LogManager, TopicInfo
 from pykbroker.log.partition_log import AppendInfo, PartitionLog, ReadResult
 from pykbroker.protocol.records import CorruptRecordError, InvalidRecordError, RecordError
 
@@ -28,6 +29,7 @@ __all__ = [
     "KafkaStorageError",
     "LogConfig",
     "LogError",
+    "LogManager",
     "MessageTooLargeError",
     "OffsetOutOfRangeError",
     "PartitionLog",
@@ -35,5 +37,6 @@ __all__ = [
     "RecordBatchTooLargeError",
     "RecordError",
     "TopicExistsError",
+    "TopicInfo",
     "UnknownTopicOrPartitionError",
 ]
