@@ -1,0 +1,1 @@
+"""Helpers that drive real Kafka clients (Java kafka-clients, kcat) against a broker, for integration tests."""
