@@ -1,0 +1,57 @@
+"""The Java client (kafka-clients 3.9.1, default settings: idempotent) and kcat against pykbroker."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from pykbroker.testing import RunningBroker
+
+
+def _topic(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_java_default_idempotent_producer_then_consumer(kafka_broker: RunningBroker, java_client) -> None:
+    bs = kafka_broker.bootstrap_servers
+    topic = _topic("java")
+    java_client(["admin", "--bootstrap", bs, "create-topic", topic, "--partitions", "3"])
+    produced = java_client(["produce", "--bootstrap", bs, "--topic", topic, "--count", "2000"])
+    assert produced["acked"] == 2000 and produced["failed"] == 0
+    consumed = java_client(["consume", "--bootstrap", bs, "--topic", topic, "--count", "2000"])
+    assert consumed["count"] == 2000
+    for field in ("value_bytes", "value_crc_sum", "partitions", "first_offset", "last_offset"):
+        assert consumed[field] == produced[field], field
+
+
+@pytest.mark.parametrize("compression", ["gzip", "snappy", "lz4", "zstd"])
+def test_java_compression(kafka_broker: RunningBroker, java_client, compression: str) -> None:
+    bs = kafka_broker.bootstrap_servers
+    topic = _topic("java-" + compression)
+    java_client(["admin", "--bootstrap", bs, "create-topic", topic, "--partitions", "1"])
+    produced = java_client(["produce", "--bootstrap", bs, "--topic", topic, "--count", "300",
+                            "--compression", compression, "--acks", "1"])
+    consumed = java_client(["consume", "--bootstrap", bs, "--topic", topic, "--count", "300"])
+    assert consumed["count"] == 300 and consumed["value_crc_sum"] == produced["value_crc_sum"]
+
+
+def test_java_admin(kafka_broker: RunningBroker, java_client) -> None:
+    bs = kafka_broker.bootstrap_servers
+    topic = _topic("java-admin")
+    assert java_client(["admin", "--bootstrap", bs, "create-topic", topic, "--partitions", "2"])["created"] is True
+    assert topic in java_client(["admin", "--bootstrap", bs, "list-topics"])["topics"]
+    assert java_client(["admin", "--bootstrap", bs, "delete-topic", topic])["deleted"] is True
+    assert topic not in java_client(["admin", "--bootstrap", bs, "list-topics"])["topics"]
+
+
+def test_kcat_produce_and_consume(kafka_broker: RunningBroker, kcat_client) -> None:
+    """Debian's kcat links librdkafka 2.0.2, which is strict about default-valued tagged fields."""
+    bs = kafka_broker.bootstrap_servers
+    topic = _topic("kcat")
+    lines = "".join(f"key{i}:value{i}\n" for i in range(50))
+    kcat_client(["-b", bs, "-P", "-t", topic, "-K", ":", "-p", "0"], input=lines)
+    out = kcat_client(["-b", bs, "-C", "-t", topic, "-o", "beginning", "-e", "-f", "%k=%s@%o\n"])
+    assert out.splitlines() == [f"key{i}=value{i}@{i}" for i in range(50)]
+    listing = kcat_client(["-b", bs, "-L", "-t", topic])
+    assert f'topic "{topic}" with 1 partitions' in listing
