@@ -131,3 +131,28 @@ def test_admin_and_errors(kafka_broker: RunningBroker, topic_name: str) -> None:
         admin.create_topics([NewTopic(topic_name + "y", 1, 1, config={"retention.ms": "soon"})])[topic_name + "y"].result(10)
     admin.delete_topics([topic_name])[topic_name].result(10)
     assert topic_name not in admin.list_topics(timeout=10).topics
+
+
+def test_waiting_consumer_gets_a_new_record_long_before_fetch_wait_max(kafka_broker: RunningBroker, topic_name: str) -> None:
+    """Fetch long-polls are woken by the append, not by the end of fetch.wait.max.ms."""
+    bs = kafka_broker.bootstrap_servers
+    create(bs, topic_name)
+    consumer = Consumer({"bootstrap.servers": bs, "group.id": "unused", "fetch.wait.max.ms": 500,
+                         "enable.auto.commit": False})
+    producer = Producer({"bootstrap.servers": bs, "linger.ms": 0})
+    try:
+        consumer.assign([TopicPartition(topic_name, 0, 0)])
+        consumer.poll(1.0)  # connected, and now parked in a long-poll fetch
+        delays = []
+        for i in range(5):
+            sent = time.monotonic()
+            producer.produce(topic_name, value=b"%d" % i, partition=0)
+            producer.flush(5)
+            m = None
+            while m is None and time.monotonic() - sent < 5:
+                m = consumer.poll(0.01)
+            assert m is not None and m.value() == b"%d" % i
+            delays.append(time.monotonic() - sent)
+        assert sorted(delays)[2] < 0.2, delays  # median far below the 500 ms wait
+    finally:
+        consumer.close()
