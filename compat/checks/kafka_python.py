@@ -1,0 +1,205 @@
+"""kafka-python (pure Python client)."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from .common import CheckSet, Ctx, Fail, Skip
+from .scenarios import Driver, Rec, register
+
+CLIENT = "kafka-python"
+
+try:
+    import kafka
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import KafkaAdminClient
+    from kafka.structs import OffsetAndMetadata
+except ImportError as e:  # pragma: no cover - reported as SKIP
+    kafka = None
+    _IMPORT_ERROR = str(e)
+
+
+def available() -> str | None:
+    return None if kafka is not None else f"kafka-python not importable ({_IMPORT_ERROR}); pip install kafka-python"
+
+
+def version() -> str:
+    return getattr(kafka, "__version__", "?") if kafka is not None else ""
+
+
+def _ms(ctx: Ctx, cap: float = 30) -> int:
+    return int(ctx.remaining(cap) * 1000)
+
+
+class KafkaPythonDriver(Driver):
+    name = CLIENT
+
+    def _admin(self, ctx: Ctx) -> "KafkaAdminClient":
+        return KafkaAdminClient(bootstrap_servers=ctx.bootstrap, request_timeout_ms=_ms(ctx, 20),
+                                client_id="compat-kafka-python")
+
+    def create_topic(self, ctx, topic, partitions=1, configs=None):
+        admin = self._admin(ctx)
+        try:
+            admin.create_topics({topic: {"num_partitions": partitions, "replication_factor": 1,
+                                         "configs": dict(configs or {})}}, timeout_ms=_ms(ctx, 10))
+        finally:
+            admin.close()
+
+    def delete_topics(self, ctx, topics):
+        admin = self._admin(ctx)
+        try:
+            admin.delete_topics(list(topics), timeout_ms=_ms(ctx, 10))
+        finally:
+            admin.close()
+
+    def metadata(self, ctx):
+        admin = self._admin(ctx)
+        try:
+            topics = set(admin.list_topics())
+            cluster = admin.describe_cluster()
+        finally:
+            admin.close()
+        brokers = [(b.get("broker_id", b.get("node_id")), b["host"], b["port"]) for b in cluster["brokers"]]
+        return topics, brokers
+
+    def partition_count(self, ctx, topic):
+        admin = self._admin(ctx)
+        try:
+            [desc] = admin.describe_topics([topic])
+        finally:
+            admin.close()
+        if desc.get("error_code", 0):
+            raise Fail(f"describe {topic}: error code {desc['error_code']}")
+        return len(desc["partitions"])
+
+    def produce(self, ctx, topic, records, *, acks="all", compression="none", idempotent=False):
+        producer = KafkaProducer(
+            bootstrap_servers=ctx.bootstrap, acks=acks, linger_ms=5, batch_size=64 * 1024,
+            compression_type=None if compression == "none" else compression,
+            enable_idempotence=idempotent, max_request_size=2 * 1024 * 1024,
+            request_timeout_ms=_ms(ctx, 20), max_block_ms=_ms(ctx, 20), client_id="compat-kafka-python")
+        try:
+            futures = [producer.send(topic, value=r.value, key=r.key, headers=r.headers or None,
+                                     partition=r.partition, timestamp_ms=r.timestamp) for r in records]
+            producer.flush(timeout=ctx.remaining(30))
+            out = []
+            for f in futures:
+                md = f.get(timeout=ctx.remaining(5))
+                out.append((md.partition, md.offset))
+            return out
+        finally:
+            producer.close(timeout=2)
+
+    def _consumer(self, ctx: Ctx, **extra) -> "KafkaConsumer":
+        return KafkaConsumer(bootstrap_servers=ctx.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100,
+                             request_timeout_ms=_ms(ctx, 30) + 1000, client_id="compat-kafka-python", **extra)
+
+    def consume(self, ctx, topic, starts, count):
+        consumer = self._consumer(ctx)
+        try:
+            tps = {p: TopicPartition(topic, p) for p in starts}
+            consumer.assign(list(tps.values()))
+            for p, offset in starts.items():
+                if offset is None:
+                    consumer.seek_to_beginning(tps[p])
+                else:
+                    consumer.seek(tps[p], offset)
+            return _poll(ctx, consumer, count)
+        finally:
+            consumer.close()
+
+    def end_offsets(self, ctx, topic, partitions):
+        consumer = self._consumer(ctx)
+        try:
+            ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+            return {tp.partition: off for tp, off in ends.items()}
+        finally:
+            consumer.close()
+
+    def offset_for_time(self, ctx, topic, partition, ts):
+        consumer = self._consumer(ctx)
+        try:
+            tp = TopicPartition(topic, partition)
+            found = consumer.offsets_for_times({tp: ts})[tp]
+            return None if found is None else (found.offset, found.timestamp)
+        finally:
+            consumer.close()
+
+    def partition_for_key(self, key, partitions):
+        from kafka.partitioner.default import murmur2
+        return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+    def codec_missing(self, codec):
+        from kafka import codec as codecs
+        probe = {"gzip": codecs.has_gzip, "snappy": codecs.has_snappy, "lz4": codecs.has_lz4,
+                 "zstd": codecs.has_zstd}.get(codec)
+        if probe is not None and not probe():
+            return f"kafka-python has no {codec} library here"
+        return None
+
+    def group_consume(self, ctx, topic, group, count):
+        consumer = self._consumer(ctx, group_id=group, auto_offset_reset="earliest",
+                                  session_timeout_ms=10000, heartbeat_interval_ms=1000)
+        try:
+            consumer.subscribe([topic])
+            got = _poll(ctx, consumer, count)
+            if got:
+                last = got[-1]
+                consumer.commit({TopicPartition(topic, last.partition): OffsetAndMetadata(last.offset + 1, "", -1)})
+            return got
+        finally:
+            consumer.close()
+
+    def group_list_describe(self, ctx, topic, group):
+        consumer = self._consumer(ctx, group_id=group, auto_offset_reset="earliest",
+                                  session_timeout_ms=10000, heartbeat_interval_ms=1000)
+        admin = self._admin(ctx)
+        try:
+            consumer.subscribe([topic])
+            deadline = time.monotonic() + ctx.remaining(20)
+            while not consumer.assignment() and time.monotonic() < deadline:
+                consumer.poll(timeout_ms=200)
+            if not consumer.assignment():
+                raise Fail("the member got no assignment")
+            listed = any(_group_id(g) == group for g in admin.list_groups())
+            [desc] = admin.describe_groups([group])
+            return {"listed": listed, "state": _field(desc, "state"), "members": len(_field(desc, "members") or [])}
+        finally:
+            admin.close()
+            consumer.close()
+
+
+def _group_id(g: object) -> str:
+    if isinstance(g, dict):
+        return g.get("group_id") or g.get("group") or ""
+    if isinstance(g, (tuple, list)):
+        return g[0]
+    return getattr(g, "group", getattr(g, "group_id", ""))
+
+
+def _field(obj: object, name: str) -> object:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _poll(ctx: Ctx, consumer: "KafkaConsumer", count: int) -> list[Rec]:
+    got: list[Rec] = []
+    while len(got) < count and not ctx.expired():
+        for records in consumer.poll(timeout_ms=200).values():
+            for m in records:
+                got.append(Rec(value=m.value, key=m.key, headers=[(k, v) for k, v in (m.headers or [])],
+                               timestamp=m.timestamp, partition=m.partition, offset=m.offset))
+    if len(got) < count:
+        raise Fail(f"consumed {len(got)} of {count} records before the deadline")
+    got.sort(key=lambda r: (r.partition, r.offset))
+    return got[:count]
+
+
+def cleanup(ctx: Ctx) -> None:
+    if ctx.topics:
+        KafkaPythonDriver().delete_topics(ctx, ctx.topics)
+
+
+checks = CheckSet(CLIENT)
+register(checks, KafkaPythonDriver())
