@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 import trio
 
 from .config import BrokerConfig
+from .coordinator.group_coordinator import GroupCoordinator
 from .handlers import HANDLERS, RequestContext
 from .log.checkpoint import read_int, write_int
 from .log.manager import LogManager, TopicInfo
@@ -31,6 +32,8 @@ from .server.listener import serve
 log = logging.getLogger("pykbroker")
 
 PRODUCER_ID_BLOCK = 1000
+OFFSETS_TOPIC = "__consumer_offsets"
+GROUP_TICK_S = 0.1
 #: Producer-state rebuild reads the headers of this many trailing segments (Kafka keeps
 #: snapshots instead; the last segments hold every producer still likely to retry).
 PRODUCER_STATE_SEGMENTS = 2
@@ -65,6 +68,32 @@ class Broker:
         host, port = config.listen_host_port
         self.advertised: tuple[str, int] = (host, port)
         self.bound: tuple[str, int] | None = None
+        self.groups = GroupCoordinator(self._append_offsets, config.group_initial_rebalance_delay_ms,
+                                       config.offsets_retention_minutes * 60_000)
+        self._load_offsets()
+
+    # ------------------------------------------------------------------ __consumer_offsets
+
+    def _load_offsets(self) -> None:
+        """Committed offsets live as records in the internal topic; replay it to rebuild the view."""
+        topic = self.logs.topics.get(OFFSETS_TOPIC)
+        if topic is None:
+            self.logs.create_topic(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions,
+                                   {"cleanup.policy": "compact"})
+            return
+        count = 0
+        for p in range(topic.partitions):
+            for _, data in self.logs.get_log(OFFSETS_TOPIC, p).iter_batches():
+                self.groups.offsets.apply(data)
+                count += 1
+        if count:
+            log.info("loaded committed offsets of %d group(s) from %d batch(es)", len(self.groups.offsets.groups()), count)
+
+    def _append_offsets(self, group_id: str, batch: bytes) -> None:
+        partitions = self.logs.topic(OFFSETS_TOPIC).partitions
+        index = (_java_string_hash(group_id) & 0x7FFFFFFF) % partitions  # Kafka's partitionFor(groupId)
+        self.logs.get_log(OFFSETS_TOPIC, index).append(batch, strict=False)
+        self.notify_append(OFFSETS_TOPIC, index)
 
     # ------------------------------------------------------------------ identity
 
@@ -179,17 +208,24 @@ class Broker:
             self.close()
 
     async def _housekeeping(self) -> None:
-        """Time-based flush (log.flush.interval.ms) every second; retention on its interval."""
+        """Group timers every 100 ms; time-based flush (log.flush.interval.ms) every second;
+        log retention and committed-offset expiry on log.retention.check.interval.ms."""
         interval_s = self.config.log_retention_check_interval_ms / 1000
+        next_flush = trio.current_time() + 1
         next_retention = trio.current_time() + interval_s
         while True:
-            await trio.sleep(1)
-            self.logs.flush_due()
-            if trio.current_time() >= next_retention:
+            await trio.sleep(GROUP_TICK_S)
+            self.groups.tick()
+            now = trio.current_time()
+            if now >= next_flush:
+                self.logs.flush_due()
+                next_flush = now + 1
+            if now >= next_retention:
                 deleted = self.logs.run_retention()
                 if deleted:
                     log.info("retention deleted %d segment(s)", deleted)
-                next_retention = trio.current_time() + interval_s
+                self.groups.expire_offsets(now_ms())
+                next_retention = now + interval_s
 
     def close(self) -> None:
         """Flush and close every segment (clean shutdown)."""
@@ -205,6 +241,14 @@ def _trailing_headers(plog: PartitionLog) -> Iterable[Any]:
     for seg in plog.segments[-PRODUCER_STATE_SEGMENTS:]:
         for _, h in seg.iter_headers(0):
             yield h
+
+
+def _java_string_hash(text: str) -> int:
+    """Java's String.hashCode, so groups land on the __consumer_offsets partition Kafka would pick."""
+    h = 0
+    for unit in text.encode("utf-16-be").hex(" ", 2).split():
+        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
 
 
 def _advertised(config: BrokerConfig, bound: tuple[str, int]) -> tuple[str, int]:

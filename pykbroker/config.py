@@ -61,10 +61,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("delete.topic.enable", _bool, True, "Allow DeleteTopics."),
     Setting("socket.request.max.bytes", _int, 104857600, "Largest request frame accepted; checked before reading the body.", 1),
     Setting("log.retention.check.interval.ms", _int, 300000, "How often retention runs.", 1),
-    Setting("group.initial.rebalance.delay.ms", _int, 0, "Wait for more members before the first rebalance of a new group. "
-            "Kafka's default is 3000; 0 here so a local consumer gets its assignment at once.", 0),
+    Setting("group.initial.rebalance.delay.ms", _int, 200, "Wait for more members before the first rebalance of a new group. "
+            "Kafka's default is 3000 ms; 200 ms here: a lone consumer gets its assignment at once, and "
+            "consumers started together still land in one rebalance.", 0),
     Setting("transactional.id.expiration.ms", _int, 604800000, "Forget idle producer ids after this.", 1),
     Setting("producer.id.expiration.ms", _int, 86400000, "Forget idle idempotent producer state after this.", 1),
+    Setting("offsets.topic.num.partitions", _int, 1, "Partitions of __consumer_offsets (Kafka: 50; one is plenty on one node).", 1),
     Setting("offsets.retention.minutes", _int, 10080, "Expire committed offsets of empty groups after this.", 1),
 )
 
