@@ -1,6 +1,8 @@
 """The Apache Kafka Java client (kafka-clients 3.9), driven through the project's KafkaCheck CLI
 (tests/java/KafkaCheck.java, built by tests/tools/setup_java_client.sh into .tools/).
 
+Topics for the checks are created (and deleted afterwards) with confluent-kafka's admin when it is
+importable, saving a JVM start each; metadata and admin-topics always use the Java admin.
 KafkaCheck reports counts, per-partition offset ranges and an order-independent digest of the values
 (no per-record detail), so checks compare those; it has no headers, seek, offsets-for-times or
 group-admin commands, and those features are SKIPped.
@@ -123,9 +125,26 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
     return (h & 0x7FFFFFFF) % partitions
 
 
-def _create(ctx: Ctx, partitions: int = 1) -> str:
+def _setup_driver():
+    """confluent-kafka's admin for setup and cleanup when importable: a JVM start saved per topic."""
+    try:
+        from .confluent import ConfluentDriver, available as confluent_missing
+    except ImportError:
+        return None
+    return None if confluent_missing() else ConfluentDriver()
+
+
+def _create(ctx: Ctx, partitions: int = 1, *, with_java: bool = False) -> str:
+    """A fresh topic for a check; created by the Java admin only where the admin is under test."""
     topic = ctx.topic()
-    kafkacheck(ctx, "admin", "create-topic", topic, "--partitions", partitions, cap=30)
+    driver = None if with_java else _setup_driver()
+    if driver is None:
+        kafkacheck(ctx, "admin", "create-topic", topic, "--partitions", partitions, cap=30)
+    else:
+        try:
+            driver.create_topic(ctx, topic, partitions)
+        except Exception as e:
+            raise Fail(f"setup: creating {topic} with confluent-kafka failed: {e}") from e
     return topic
 
 
@@ -148,7 +167,7 @@ checks.not_supported("KafkaCheck has no group listing command", "group-list-desc
 
 @checks.feature("metadata")
 def metadata(ctx: Ctx) -> None:
-    topic = _create(ctx, 2)
+    topic = _create(ctx, 2, with_java=True)
     wait_until(ctx, lambda: topic in kafkacheck(ctx, "admin", "list-topics", cap=20)["topics"],
                f"{topic} in the topic list", cap=30)
     cluster = kafkacheck(ctx, "admin", "describe-cluster", cap=20)
@@ -161,7 +180,7 @@ def metadata(ctx: Ctx) -> None:
 
 @checks.feature("admin-topics")
 def admin_topics(ctx: Ctx) -> None:
-    topic = _create(ctx, 3)
+    topic = _create(ctx, 3, with_java=True)
     described = kafkacheck(ctx, "admin", "describe-topic", topic, cap=20)
     expect(described["partition_count"] == 3, f"described {described['partition_count']} partitions, created 3")
     expect(all(p["leader"] is not None for p in described["partitions"]), "a partition has no leader")
@@ -262,5 +281,9 @@ def group_commit_resume(ctx: Ctx) -> None:
 
 
 def cleanup(ctx: Ctx) -> None:
+    driver = _setup_driver()
+    if driver is not None:
+        driver.delete_topics(ctx, ctx.topics)
+        return
     for topic in ctx.topics:
         kafkacheck(ctx, "admin", "delete-topic", topic, check=False, cap=10)

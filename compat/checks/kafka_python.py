@@ -164,8 +164,11 @@ class KafkaPythonDriver(Driver):
             if not consumer.assignment():
                 raise Fail("the member got no assignment")
             listed = any(_group_id(g) == group for g in admin.list_groups())
-            [desc] = admin.describe_groups([group])
-            return {"listed": listed, "state": _field(desc, "state"), "members": len(_field(desc, "members") or [])}
+            described = admin.describe_groups([group])
+            # kafka-python 3 answers {group_id: {...}}; older versions a list of group tuples
+            desc = described[group] if isinstance(described, dict) else described[0]
+            state = _field(desc, "group_state") or _field(desc, "state")
+            return {"listed": listed, "state": state, "members": len(_field(desc, "members") or [])}
         finally:
             admin.close()
             consumer.close()

@@ -40,7 +40,7 @@ def version() -> str:
 
 def kcat(ctx: Ctx, *args: object, input: bytes | None = None, cap: float | None = None) -> str:
     budget = ctx.remaining(cap)
-    cmd = ["kcat", "-b", ctx.bootstrap, "-m", str(max(1, int(budget) - 1)), *map(str, args)]
+    cmd = ["kcat", "-b", ctx.bootstrap, "-m", str(max(1, min(15, int(budget) - 1))), *map(str, args)]
     try:
         proc = subprocess.run(cmd, input=input or b"", capture_output=True, timeout=budget)
     except subprocess.TimeoutExpired as e:
