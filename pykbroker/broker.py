@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 import trio
 
 from .config import BrokerConfig
+from .coordinator.consumer_group import ConsumerGroupCoordinator
 from .coordinator.group_coordinator import GroupCoordinator
 from .handlers import HANDLERS, RequestContext
 from .log.checkpoint import read_int, write_int
@@ -70,7 +71,14 @@ class Broker:
         self.bound: tuple[str, int] | None = None
         self.groups = GroupCoordinator(self._append_offsets, config.group_initial_rebalance_delay_ms,
                                        config.offsets_retention_minutes * 60_000)
+        self.consumer_groups = ConsumerGroupCoordinator(
+            self._topic_layout, config.group_consumer_session_timeout_ms, config.group_consumer_heartbeat_interval_ms)
+        self.groups.consumer_groups = self.consumer_groups
         self._load_offsets()
+
+    def _topic_layout(self, name: str) -> tuple[uuid.UUID, int] | None:
+        info = self.logs.topics.get(name)
+        return (info.topic_id, info.partitions) if info else None
 
     # ------------------------------------------------------------------ __consumer_offsets
 
@@ -216,6 +224,7 @@ class Broker:
         while True:
             await trio.sleep(GROUP_TICK_S)
             self.groups.tick()
+            self.consumer_groups.tick()
             now = trio.current_time()
             if now >= next_flush:
                 self.logs.flush_due()

@@ -64,6 +64,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("group.initial.rebalance.delay.ms", _int, 200, "Wait for more members before the first rebalance of a new group. "
             "Kafka's default is 3000 ms; 200 ms here: a lone consumer gets its assignment at once, and "
             "consumers started together still land in one rebalance.", 0),
+    Setting("group.consumer.session.timeout.ms", _int, 45000, "Session timeout of consumer-protocol (KIP-848) members.", 1),
+    Setting("group.consumer.heartbeat.interval.ms", _int, 1000, "Heartbeat interval told to KIP-848 members "
+            "(Kafka: 5000; 1000 here so reassignments settle quickly on a laptop).", 1),
     Setting("transactional.id.expiration.ms", _int, 604800000, "Forget idle producer ids after this.", 1),
     Setting("producer.id.expiration.ms", _int, 86400000, "Forget idle idempotent producer state after this.", 1),
     Setting("offsets.topic.num.partitions", _int, 1, "Partitions of __consumer_offsets (Kafka: 50; one is plenty on one node).", 1),

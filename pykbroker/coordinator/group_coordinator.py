@@ -40,6 +40,7 @@ class GroupCoordinator:
         self.offsets_retention_ms = offsets_retention_ms
         self.groups: dict[str, Group] = {}
         self.offsets = OffsetStore()
+        self.consumer_groups: Any = None  # the KIP-848 coordinator, consulted for its own groups
 
     # ------------------------------------------------------------------ join
 
@@ -328,6 +329,10 @@ class GroupCoordinator:
 
     def commit_check(self, group_id: str, member_id: str, instance_id: str | None, generation: int) -> ErrorCode:
         """Kafka's rules for who may commit: a simple (generation -1) commit only to a group without members."""
+        if self.consumer_groups is not None:
+            code = self.consumer_groups.commit_check(group_id, member_id, generation)
+            if code is not None:
+                return code
         group = self.groups.get(group_id)
         if group is None or (generation < 0 and not group.members and not member_id):
             return ErrorCode.NONE
@@ -341,7 +346,7 @@ class GroupCoordinator:
         return code
 
     def commit(self, group_id: str, offsets: dict[tuple[str, int], CommittedOffset]) -> None:
-        if group_id not in self.groups:
+        if group_id not in self.groups and (self.consumer_groups is None or group_id not in self.consumer_groups.groups):
             self.groups[group_id] = Group(group_id)
         if offsets:
             self._write(group_id, self.offsets.commit_records(group_id, offsets))
@@ -364,7 +369,9 @@ class GroupCoordinator:
     # ------------------------------------------------------------------ admin
 
     def group_ids(self) -> list[str]:
-        return sorted(set(self.groups) | set(self.offsets.groups()))
+        """Classic groups and groups known only by their committed offsets."""
+        kip848 = set(self.consumer_groups.groups) if self.consumer_groups is not None else set()
+        return sorted((set(self.groups) | set(self.offsets.groups())) - kip848)
 
     def state_of(self, group_id: str) -> GroupState | None:
         group = self.groups.get(group_id)

@@ -92,6 +92,11 @@ async def list_groups(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
         group = broker.groups.groups.get(group_id)
         groups.append({"group_id": group_id, "protocol_type": (group.protocol_type if group else None) or "consumer",
                        "group_state": state.value, "group_type": "classic"})
+    for group_id, cgroup in sorted(broker.consumer_groups.groups.items()):
+        if (states and cgroup.state.lower() not in states) or (types and "consumer" not in types):
+            continue
+        groups.append({"group_id": group_id, "protocol_type": "consumer", "group_state": cgroup.state,
+                       "group_type": "consumer"})
     return Msg(throttle_time_ms=0, error_code=0, groups=groups)
 
 

@@ -55,3 +55,31 @@ def test_kcat_produce_and_consume(kafka_broker: RunningBroker, kcat_client) -> N
     assert out.splitlines() == [f"key{i}=value{i}@{i}" for i in range(50)]
     listing = kcat_client(["-b", bs, "-L", "-t", topic])
     assert f'topic "{topic}" with 1 partitions' in listing
+
+
+def test_java_classic_group_consumer_commits(kafka_broker: RunningBroker, java_client) -> None:
+    bs = kafka_broker.bootstrap_servers
+    topic = _topic("java-group")
+    java_client(["admin", "--bootstrap", bs, "create-topic", topic, "--partitions", "3"])
+    produced = java_client(["produce", "--bootstrap", bs, "--topic", topic, "--count", "300"])
+    consumed = java_client(["consume", "--bootstrap", bs, "--topic", topic, "--count", "300", "--group", "jc",
+                            "--from-beginning"])
+    assert consumed["count"] == 300 and consumed["committed"] is True
+    assert consumed["value_crc_sum"] == produced["value_crc_sum"]
+    offsets = kafka_broker.broker.groups.offsets.get("jc")  # type: ignore[union-attr]
+    assert sum(c.offset for c in offsets.values()) == 300
+
+
+def test_java_kip848_consumer_group(kafka_broker: RunningBroker, java_client) -> None:
+    """group.protocol=consumer: ConsumerGroupHeartbeat with server-side assignment (KIP-848)."""
+    bs = kafka_broker.bootstrap_servers
+    topic = _topic("java-848")
+    java_client(["admin", "--bootstrap", bs, "create-topic", topic, "--partitions", "3"])
+    produced = java_client(["produce", "--bootstrap", bs, "--topic", topic, "--count", "300"])
+    consumed = java_client(["consume", "--bootstrap", bs, "--topic", topic, "--count", "300", "--group", "j848",
+                            "--from-beginning", "--prop", "group.protocol=consumer"])
+    assert consumed["count"] == 300 and consumed["committed"] is True
+    assert consumed["value_crc_sum"] == produced["value_crc_sum"]
+    broker = kafka_broker.broker
+    assert broker is not None and "j848" in broker.consumer_groups.groups
+    assert sum(c.offset for c in broker.groups.offsets.get("j848").values()) == 300

@@ -1,0 +1,263 @@
+"""The consumer group protocol of KIP-848: server-side assignment driven by heartbeats.
+
+Each heartbeat carries the member's epoch (and, when changed, its subscription and owned
+partitions). A subscription change or membership change bumps the group epoch; the target
+assignment is then recomputed by the group's assignor, and each member is moved towards its
+target on its own heartbeats: first it is told to give up partitions it must lose (it keeps its
+epoch until it reports them gone), then it receives the new epoch and the partitions that no
+other member still owns.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import trio
+
+from ..protocol.errors import ErrorCode
+from .assignors import ASSIGNORS, Assignment
+
+log = logging.getLogger("pykbroker.group")
+
+DEFAULT_ASSIGNOR = "uniform"
+LEAVE_EPOCH, STATIC_LEAVE_EPOCH = -1, -2
+
+#: topic name -> (topic id, partition count), or None when the topic does not exist
+TopicLookup = Callable[[str], "tuple[uuid.UUID, int] | None"]
+
+
+@dataclass
+class ConsumerMember:
+    member_id: str
+    instance_id: str | None
+    rack_id: str | None
+    client_id: str
+    client_host: str
+    rebalance_timeout_ms: int
+    subscribed: list[str] = field(default_factory=list)
+    member_epoch: int = 0
+    previous_epoch: int = -1
+    assigned: Assignment = field(default_factory=dict)
+    revoking: Assignment = field(default_factory=dict)
+    last_sent: Assignment | None = None
+    last_heartbeat: float = 0.0
+
+
+@dataclass
+class ConsumerGroup:
+    group_id: str
+    group_epoch: int = 0
+    assignment_epoch: int = 0
+    assignor: str = DEFAULT_ASSIGNOR
+    members: dict[str, ConsumerMember] = field(default_factory=dict)
+    target: dict[str, Assignment] = field(default_factory=dict)
+    topology: tuple[Any, ...] = ()
+
+    @property
+    def state(self) -> str:
+        if not self.members:
+            return "Empty"
+        if self.group_epoch > self.assignment_epoch:
+            return "Assigning"
+        if any(m.member_epoch != self.assignment_epoch or m.revoking for m in self.members.values()):
+            return "Reconciling"
+        return "Stable"
+
+
+def _copy(a: Assignment) -> Assignment:
+    return {t: set(p) for t, p in a.items() if p}
+
+
+def _minus(a: Assignment, b: Assignment) -> Assignment:
+    return {t: p - b.get(t, set()) for t, p in a.items() if p - b.get(t, set())}
+
+
+class ConsumerGroupCoordinator:
+    def __init__(self, topics: TopicLookup, session_timeout_ms: int, heartbeat_interval_ms: int) -> None:
+        self._topics = topics
+        self.session_timeout_ms = session_timeout_ms
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.groups: dict[str, ConsumerGroup] = {}
+
+    def heartbeat(self, req: Any, client_id: str, client_host: str) -> dict[str, Any]:
+        group_id, member_id, epoch = req.group_id, req.member_id, req.member_epoch
+        if not group_id:
+            return _error(ErrorCode.INVALID_GROUP_ID, "group id must not be empty")
+        group = self.groups.get(group_id)
+        now = trio.current_time()
+        if epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
+            if group is not None and member_id in group.members:
+                self._remove(group, group.members[member_id], "left the group")
+            return {"error_code": 0, "error_message": None, "member_id": member_id, "member_epoch": epoch,
+                    "heartbeat_interval_ms": self.heartbeat_interval_ms, "assignment": None}
+        if epoch == 0:
+            if req.subscribed_topic_names is None:
+                return _error(ErrorCode.INVALID_REQUEST, "SubscribedTopicNames must be set when joining")
+            if group is None:
+                group = self.groups[group_id] = ConsumerGroup(group_id)
+            if req.server_assignor is not None:
+                if req.server_assignor not in ASSIGNORS:
+                    return _error(ErrorCode.UNSUPPORTED_ASSIGNOR, f"assignor {req.server_assignor!r} is not one of "
+                                  f"{', '.join(ASSIGNORS)}")
+                group.assignor = req.server_assignor
+            member = group.members.get(member_id) if member_id else None
+            if member is None:
+                if req.instance_id is not None:
+                    old = next((m for m in group.members.values() if m.instance_id == req.instance_id), None)
+                    if old is not None:  # a static member is back: it takes over the old member's partitions
+                        del group.members[old.member_id]
+                        member_id = member_id or _new_member_id()
+                        old.member_id = member_id
+                        old.member_epoch, old.last_sent = 0, None
+                        group.members[member_id] = old
+                        member = old
+                if member is None:
+                    member_id = member_id or _new_member_id()
+                    member = group.members[member_id] = ConsumerMember(
+                        member_id, req.instance_id, req.rack_id, client_id, client_host, req.rebalance_timeout_ms)
+                    group.group_epoch += 1
+                    log.info("group %s: member %s joined (epoch %d)", group_id, member_id, group.group_epoch)
+            member.last_sent = None  # a (re)joining member always gets its assignment
+        else:
+            if group is None or member_id not in group.members:
+                return _error(ErrorCode.UNKNOWN_MEMBER_ID, f"member {member_id} is not in group {group_id}")
+            member = group.members[member_id]
+            if epoch not in (member.member_epoch, member.previous_epoch):
+                return _error(ErrorCode.FENCED_MEMBER_EPOCH,
+                              f"epoch {epoch} is not the member's current epoch {member.member_epoch}")
+        member.last_heartbeat = now
+        if req.rebalance_timeout_ms is not None and req.rebalance_timeout_ms > 0:
+            member.rebalance_timeout_ms = req.rebalance_timeout_ms
+        if req.subscribed_topic_names is not None and sorted(req.subscribed_topic_names) != sorted(member.subscribed):
+            member.subscribed = list(req.subscribed_topic_names)
+            group.group_epoch += 1
+        self._refresh_target(group)
+        owned = None
+        if req.topic_partitions is not None:
+            owned = {self._name_of(tp.topic_id): set(tp.partitions) for tp in req.topic_partitions}
+            owned.pop(None, None)  # type: ignore[call-overload]
+        self._reconcile(group, member, owned)
+        assignment = None
+        current = _copy(member.assigned)
+        if member.last_sent != current:
+            member.last_sent = current
+            assignment = {"topic_partitions": [{"topic_id": self._id_of(t), "partitions": sorted(p)}
+                                               for t, p in sorted(current.items()) if self._id_of(t) is not None]}
+        return {"error_code": 0, "error_message": None, "member_id": member.member_id,
+                "member_epoch": member.member_epoch, "heartbeat_interval_ms": self.heartbeat_interval_ms,
+                "assignment": assignment}
+
+    # ------------------------------------------------------------------ assignment
+
+    def _refresh_target(self, group: ConsumerGroup) -> None:
+        subscribed = sorted({t for m in group.members.values() for t in m.subscribed})
+        topology = tuple((t, self._topics(t)) for t in subscribed)
+        if topology != group.topology:  # a subscribed topic appeared, vanished or grew
+            group.topology = topology
+            group.group_epoch += 1
+        if group.group_epoch <= group.assignment_epoch:
+            return
+        partitions = {t: info[1] for t, info in topology if info is not None}
+        subscriptions = {m.member_id: set(m.subscribed) for m in group.members.values()}
+        group.target = ASSIGNORS[group.assignor](subscriptions, partitions, group.target)
+        group.assignment_epoch = group.group_epoch
+        log.info("group %s: target assignment at epoch %d", group.group_id, group.assignment_epoch)
+
+    def _reconcile(self, group: ConsumerGroup, member: ConsumerMember, owned: Assignment | None) -> None:
+        target = group.target.get(member.member_id, {})
+        if member.revoking and owned is not None:
+            still = {t: p & owned.get(t, set()) for t, p in member.revoking.items()}
+            if not any(still.values()):
+                member.revoking = {}
+        if member.revoking:
+            return  # waits for the member to report the revoked partitions gone
+        to_revoke = _minus(member.assigned, target)
+        if to_revoke:
+            member.revoking = to_revoke
+            member.assigned = _minus(member.assigned, to_revoke)
+            return
+        if member.member_epoch != group.assignment_epoch:
+            member.previous_epoch, member.member_epoch = member.member_epoch, group.assignment_epoch
+        # Add what the target gives, except partitions another member has not released yet.
+        busy: dict[str, set[int]] = {}
+        for other in group.members.values():
+            if other is not member:
+                for t, p in list(other.assigned.items()) + list(other.revoking.items()):
+                    busy.setdefault(t, set()).update(p)
+        for t, parts in _minus(target, member.assigned).items():
+            free = parts - busy.get(t, set())
+            if free:
+                member.assigned.setdefault(t, set()).update(free)
+
+    def _remove(self, group: ConsumerGroup, member: ConsumerMember, why: str) -> None:
+        del group.members[member.member_id]
+        group.target.pop(member.member_id, None)
+        group.group_epoch += 1
+        log.info("group %s: member %s %s (epoch %d)", group.group_id, member.member_id, why, group.group_epoch)
+
+    def tick(self) -> None:
+        now = trio.current_time()
+        for group in self.groups.values():
+            for m in list(group.members.values()):
+                if now > m.last_heartbeat + self.session_timeout_ms / 1000:
+                    self._remove(group, m, "session timed out")
+
+    # ------------------------------------------------------------------ lookups
+
+    def _id_of(self, topic: str) -> uuid.UUID | None:
+        info = self._topics(topic)
+        return info[0] if info else None
+
+    def _name_of(self, topic_id: uuid.UUID) -> str | None:
+        for group in self.groups.values():
+            for t, info in group.topology:
+                if info is not None and info[0] == topic_id:
+                    return t
+        return None
+
+    def commit_check(self, group_id: str, member_id: str, epoch: int) -> ErrorCode | None:
+        """None when the group is not a consumer-protocol group (the classic rules apply)."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return None
+        if epoch < 0 and not member_id:
+            return ErrorCode.NONE if not group.members else ErrorCode.UNKNOWN_MEMBER_ID
+        member = group.members.get(member_id)
+        if member is None:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        if epoch != member.member_epoch:
+            return ErrorCode.STALE_MEMBER_EPOCH
+        return ErrorCode.NONE
+
+    def describe(self, group_id: str) -> dict[str, Any]:
+        group = self.groups.get(group_id)
+        if group is None:
+            return {"error_code": ErrorCode.GROUP_ID_NOT_FOUND, "error_message": f"group {group_id} not found",
+                    "group_id": group_id, "group_state": "Dead", "group_epoch": -1, "assignment_epoch": -1,
+                    "assignor_name": "", "members": []}
+
+        def described(a: Assignment) -> dict[str, Any]:
+            return {"topic_partitions": [{"topic_id": self._id_of(t), "topic_name": t, "partitions": sorted(p)}
+                                         for t, p in sorted(a.items()) if self._id_of(t) is not None]}
+        return {"error_code": 0, "error_message": None, "group_id": group_id, "group_state": group.state,
+                "group_epoch": group.group_epoch, "assignment_epoch": group.assignment_epoch,
+                "assignor_name": group.assignor,
+                "members": [{"member_id": m.member_id, "instance_id": m.instance_id, "rack_id": m.rack_id,
+                             "member_epoch": m.member_epoch, "client_id": m.client_id, "client_host": m.client_host,
+                             "subscribed_topic_names": m.subscribed, "subscribed_topic_regex": None,
+                             "assignment": described(m.assigned),
+                             "target_assignment": described(group.target.get(m.member_id, {}))}
+                            for m in group.members.values()]}
+
+
+def _new_member_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _error(code: ErrorCode, message: str) -> dict[str, Any]:
+    return {"error_code": code, "error_message": message, "member_id": None, "member_epoch": -1,
+            "heartbeat_interval_ms": 0, "assignment": None}
