@@ -60,8 +60,9 @@ def _create(broker: "Broker", t: Msg, validate_only: bool) -> dict[str, Any]:
     except InvalidPartitionsError as e:
         return _fail(out, ErrorCode.INVALID_PARTITIONS, str(e))
     out.update(topic_id=topic.topic_id, num_partitions=partitions, replication_factor=replication,
-               configs=[{"name": k, "value": v, "read_only": False, "config_source": 5 if k in configs else 4,
-                         "is_sensitive": False} for k, v in sorted(topic.configs.items())])
+               configs=[{"name": k, "value": v, "read_only": False, "config_source": 1 if k in configs else 5,
+                         "is_sensitive": False} for k, v in sorted(broker.logs.topics[t.name].config.to_kafka_configs().items())]
+               if not validate_only else [])
     return out
 
 

@@ -1,0 +1,147 @@
+"""Cluster and topic administration: DescribeCluster, CreatePartitions, DescribeConfigs,
+IncrementalAlterConfigs, DeleteRecords."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..config import SETTINGS
+from ..log.errors import InvalidConfigError, InvalidPartitionsError, OffsetOutOfRangeError
+from ..protocol.errors import ErrorCode
+from ..protocol.primitives import Msg
+from .registry import RequestContext, handles
+
+if TYPE_CHECKING:
+    from ..broker import Broker
+
+TOPIC_RESOURCE, BROKER_RESOURCE = 2, 4
+# DescribeConfigs ConfigSource values
+TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+AUTHORIZED_OPERATIONS_OMITTED = -2147483648
+
+
+@handles("DESCRIBE_CLUSTER", 0, 1)
+async def describe_cluster(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    host, port = broker.advertised
+    if req.get("endpoint_type", 1) != 1:
+        return Msg(throttle_time_ms=0, error_code=ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
+                   error_message="only broker endpoints are served", endpoint_type=req.endpoint_type,
+                   cluster_id=broker.cluster_id, controller_id=-1, brokers=[])
+    return Msg(throttle_time_ms=0, error_code=0, error_message=None, endpoint_type=1, cluster_id=broker.cluster_id,
+               controller_id=broker.node_id,
+               brokers=[{"broker_id": broker.node_id, "host": host, "port": port, "rack": None}],
+               cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED)
+
+
+@handles("CREATE_PARTITIONS", 0, 3)
+async def create_partitions(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    results = []
+    for t in req.topics:
+        code, message = ErrorCode.NONE, None
+        if broker.topic(t.name) is None:
+            code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {t.name} does not exist"
+        elif t.assignments and any(b != broker.node_id for a in t.assignments for b in a.broker_ids):
+            code, message = ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"replicas must be on this broker ({broker.node_id})"
+        else:
+            try:
+                broker.logs.create_partitions(t.name, t.count, validate_only=req.validate_only)
+            except InvalidPartitionsError as e:
+                code, message = ErrorCode.INVALID_PARTITIONS, str(e)
+        results.append({"name": t.name, "error_code": code, "error_message": message})
+    return Msg(throttle_time_ms=0, results=results)
+
+
+def _config_entry(name: str, value: str | None, source: int, v: int) -> dict[str, Any]:
+    return {"name": name, "value": value, "read_only": False, "is_default": source == DEFAULT_CONFIG,
+            "config_source": source, "is_sensitive": False, "synonyms": [], "config_type": 0,
+            "documentation": None}
+
+
+@handles("DESCRIBE_CONFIGS", 0, 4)
+async def describe_configs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    results = []
+    for r in req.resources:
+        out: dict[str, Any] = {"error_code": 0, "error_message": None, "resource_type": r.resource_type,
+                               "resource_name": r.resource_name, "configs": []}
+        wanted = set(r.configuration_keys) if r.configuration_keys is not None else None
+        if r.resource_type == TOPIC_RESOURCE:
+            info = broker.logs.topics.get(r.resource_name)
+            if info is None:
+                out.update(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, error_message="no such topic")
+            else:
+                out["configs"] = [_config_entry(k, v, TOPIC_CONFIG if k in info.configs else DEFAULT_CONFIG,
+                                                ctx.api_version)
+                                  for k, v in info.config.to_kafka_configs().items() if wanted is None or k in wanted]
+        elif r.resource_type == BROKER_RESOURCE and r.resource_name in ("", str(broker.node_id)):
+            out["configs"] = [_config_entry(s.key, _text(broker.config.get(s.key)),
+                                            DEFAULT_CONFIG if broker.config.get(s.key) == s.default else STATIC_BROKER_CONFIG,
+                                            ctx.api_version)
+                              for s in SETTINGS if wanted is None or s.key in wanted]
+        else:
+            out.update(error_code=ErrorCode.INVALID_REQUEST,
+                       error_message=f"resource type {r.resource_type} {r.resource_name!r} is not described here")
+        results.append(out)
+    return Msg(throttle_time_ms=0, results=results)
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@handles("INCREMENTAL_ALTER_CONFIGS", 0, 1)
+async def incremental_alter_configs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    responses = []
+    for r in req.resources:
+        out = {"error_code": 0, "error_message": None, "resource_type": r.resource_type,
+               "resource_name": r.resource_name}
+        info = broker.logs.topics.get(r.resource_name) if r.resource_type == TOPIC_RESOURCE else None
+        if info is None:
+            code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if r.resource_type == TOPIC_RESOURCE else ErrorCode.INVALID_REQUEST
+            out.update(error_code=code, error_message="only existing topics' configs can be altered")
+            responses.append(out)
+            continue
+        configs: dict[str, str | None] = dict(info.configs)
+        effective = info.config.to_kafka_configs()
+        for c in r.configs:
+            if c.config_operation == SET:
+                configs[c.name] = c.value
+            elif c.config_operation == DELETE:
+                configs.pop(c.name, None)
+            elif c.config_operation in (APPEND, SUBTRACT):
+                items = [x for x in (configs.get(c.name) or effective.get(c.name) or "").split(",") if x]
+                extra = [x for x in (c.value or "").split(",") if x]
+                items = items + [x for x in extra if x not in items] if c.config_operation == APPEND \
+                    else [x for x in items if x not in extra]
+                configs[c.name] = ",".join(items)
+            else:
+                out.update(error_code=ErrorCode.INVALID_REQUEST, error_message=f"unknown operation {c.config_operation}")
+        if not out["error_code"]:
+            try:
+                broker.logs.set_topic_configs(r.resource_name, configs, validate_only=req.validate_only)
+            except InvalidConfigError as e:
+                out.update(error_code=ErrorCode.INVALID_CONFIG, error_message=str(e))
+        responses.append(out)
+    return Msg(throttle_time_ms=0, responses=responses)
+
+
+@handles("DELETE_RECORDS", 0, 2)
+async def delete_records(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    topics = []
+    for t in req.topics:
+        parts = []
+        for p in t.partitions:
+            partition = broker.partition(t.name, p.partition_index)
+            out = {"partition_index": p.partition_index, "low_watermark": -1, "error_code": 0}
+            if partition is None:
+                out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                offset = partition.log.high_watermark if p.offset == -1 else p.offset
+                try:
+                    partition.log.delete_records(offset)
+                    out["low_watermark"] = partition.log.log_start_offset
+                except OffsetOutOfRangeError:
+                    out["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
+            parts.append(out)
+        topics.append({"name": t.name, "partitions": parts})
+    return Msg(throttle_time_ms=0, topics=topics)

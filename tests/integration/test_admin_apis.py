@@ -1,0 +1,46 @@
+"""Admin APIs through confluent-kafka's AdminClient: cluster, partitions, configs, delete records."""
+
+from __future__ import annotations
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic,
+)
+
+from pykbroker.testing import RunningBroker
+
+
+def test_cluster_partitions_configs_and_delete_records(kafka_broker: RunningBroker, topic_name: str) -> None:
+    bs = kafka_broker.bootstrap_servers
+    admin = AdminClient({"bootstrap.servers": bs})
+    cluster = admin.describe_cluster().result(10)
+    assert cluster.cluster_id == kafka_broker.broker.cluster_id and len(cluster.nodes) == 1  # type: ignore[union-attr]
+
+    admin.create_topics([NewTopic(topic_name, 1, 1, config={"retention.ms": "3600000"})])[topic_name].result(10)
+    admin.create_partitions([NewPartitions(topic_name, 3)])[topic_name].result(10)
+    assert len(admin.list_topics(topic_name, timeout=10).topics[topic_name].partitions) == 3
+
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic_name)
+    configs = admin.describe_configs([resource])[resource].result(10)
+    assert configs["retention.ms"].value == "3600000" and not configs["retention.ms"].is_default
+    assert configs["segment.bytes"].is_default
+    change = ConfigResource(ConfigResource.Type.TOPIC, topic_name, incremental_configs=[
+        ConfigEntry("retention.ms", "120000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND)])
+    admin.incremental_alter_configs([change])[change].result(10)
+    configs = admin.describe_configs([resource])[resource].result(10)
+    assert configs["retention.ms"].value == "120000"
+    assert set(configs["cleanup.policy"].value.split(",")) == {"delete", "compact"}
+
+    broker_configs = admin.describe_configs([ConfigResource(ConfigResource.Type.BROKER, "1")])
+    assert "num.partitions" in list(broker_configs.values())[0].result(10)
+
+    producer = Producer({"bootstrap.servers": bs})
+    for i in range(10):
+        producer.produce(topic_name, value=b"%d" % i, partition=0)
+    producer.flush(10)
+    deleted = admin.delete_records([TopicPartition(topic_name, 0, 6)])
+    assert list(deleted.values())[0].result(10).low_watermark == 6
+    consumer = Consumer({"bootstrap.servers": bs, "group.id": "x"})
+    assert consumer.get_watermark_offsets(TopicPartition(topic_name, 0), timeout=10) == (6, 10)
+    consumer.close()
