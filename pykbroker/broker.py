@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -27,7 +28,7 @@ from .log.producer_state import ProducerStateManager
 from .protocol.frame import Request, UnsupportedApiError
 from .protocol.messages import API_NAMES
 from .protocol.primitives import Msg
-from .server.connection import ConnectionInfo
+from .server.connection import ConnectionInfo, ServerObserver
 from .server.listener import serve
 
 log = logging.getLogger("pykbroker")
@@ -56,6 +57,9 @@ class Partition:
 
 
 class Broker:
+    #: Instrumentation hook for the server (pykbroker.metrics sets it before run); None: no metrics.
+    observer: ServerObserver | None = None
+
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
         self.node_id: int = config.node_id
@@ -207,7 +211,7 @@ class Broker:
         host, port = self.config.listen_host_port
         try:
             async with trio.open_nursery() as nursery:
-                self.bound = await nursery.start(serve, self.dispatch, host, port,
+                self.bound = await nursery.start(partial(serve, observer=self.observer), self.dispatch, host, port,
                                                  self.config.socket_request_max_bytes)
                 self.advertised = _advertised(self.config, self.bound)
                 nursery.start_soon(self._housekeeping)

@@ -8,7 +8,8 @@ client may pipeline, and the next frames wait in the socket buffer.
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable, NamedTuple
+import time
+from typing import Awaitable, Callable, NamedTuple, Protocol
 
 import trio
 
@@ -31,17 +32,33 @@ class ConnectionInfo(NamedTuple):
 Dispatch = Callable[[Request, ConnectionInfo], Awaitable[Msg | None]]
 
 
+class ServerObserver(Protocol):
+    """Optional hooks for instrumentation (pykbroker.metrics implements them); called on the
+    connection's task, so they must be quick and must not raise. None means no observer, no cost."""
+
+    def on_connect(self, info: ConnectionInfo) -> None: ...
+
+    def on_disconnect(self, info: ConnectionInfo) -> None: ...
+
+    def on_request(self, api_key: int, bytes_in: int, bytes_out: int, seconds: float) -> None:
+        """One answered (or acks=0) request: frame sizes with their 4-byte size prefix, and the
+        time from a whole frame read to its response sent."""
+
+
 async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, max_request_bytes: int,
-                           connection_id: int) -> None:
+                           connection_id: int, observer: ServerObserver | None = None) -> None:
     peer = _peer_name(stream)
     info = ConnectionInfo(peer, connection_id)
     reader = FrameReader(stream, max_request_bytes)
     api_name = "?"
+    if observer is not None:
+        observer.on_connect(info)
     try:
         while True:
             frame = await reader.read_frame()
             if frame is None:
                 return
+            started = time.perf_counter() if observer is not None else 0.0
             api_name = "?"
             try:
                 request = decode_request(frame)
@@ -55,7 +72,10 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, max_re
                 fallback = await dispatch(Request(h._replace(api_version=0), Msg()), info)
                 assert fallback is not None
                 fallback["error_code"] = ErrorCode.UNSUPPORTED_VERSION
-                await stream.send_all(encode_response(API_VERSIONS, 0, h.correlation_id, fallback))
+                out = encode_response(API_VERSIONS, 0, h.correlation_id, fallback)
+                await stream.send_all(out)
+                if observer is not None:
+                    observer.on_request(h.api_key, len(frame) + 4, len(out), time.perf_counter() - started)
                 continue
             h = request.header
             api_name = f"{API_NAMES[h.api_key]} v{h.api_version}"
@@ -63,8 +83,13 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, max_re
                 log.debug("%s from %s (%s) had %d bytes after its body (ignored, as Kafka does)",
                           api_name, peer, h.client_id, request.trailing_bytes)
             response = await dispatch(request, info)
+            sent = 0
             if response is not None:
-                await stream.send_all(encode_response(h.api_key, h.api_version, h.correlation_id, response))
+                out = encode_response(h.api_key, h.api_version, h.correlation_id, response)
+                await stream.send_all(out)
+                sent = len(out)
+            if observer is not None:
+                observer.on_request(h.api_key, len(frame) + 4, sent, time.perf_counter() - started)
     except (DecodeError, FrameTooLarge, EOFError) as e:
         log.warning("closing connection from %s: malformed request (%s): %s", peer, api_name, e)
     except EncodeError as e:
@@ -72,6 +97,8 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, max_re
     except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
         pass
     finally:
+        if observer is not None:
+            observer.on_disconnect(info)
         with trio.move_on_after(1) as scope:
             scope.shield = True
             await stream.aclose()
