@@ -160,6 +160,7 @@ class Broker:
         for key in [k for k in self._partitions if k[0] == name]:
             del self._partitions[key]
         self.logs.delete_topic(name)
+        self.groups.delete_topic_offsets(name)
         log.info("deleted topic %s", name)
 
     def partition(self, topic: str, index: int) -> Partition | None:

@@ -355,6 +355,12 @@ class GroupCoordinator:
         if partitions:
             self._write(group_id, self.offsets.delete_records(group_id, partitions))
 
+    def delete_topic_offsets(self, topic: str) -> None:
+        """A deleted topic's committed offsets go with it (Kafka does the same)."""
+        for group_id in self.offsets.groups():
+            partitions = [tp for tp in self.offsets.get(group_id) if tp[0] == topic]
+            self.delete_offsets(group_id, partitions)
+
     def subscribed_topics(self, group_id: str) -> set[str]:
         """Topics the group's consumer-protocol members subscribe to (OffsetDelete refuses those)."""
         from .consumer_protocol import subscription_topics

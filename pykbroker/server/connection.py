@@ -96,6 +96,8 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, max_re
         log.error("closing connection from %s: could not encode the %s response: %s", peer, api_name, e)
     except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
         pass
+    except Exception:  # a bug in a handler ends this connection, never the broker
+        log.exception("closing connection from %s: internal error while serving %s", peer, api_name)
     finally:
         if observer is not None:
             observer.on_disconnect(info)

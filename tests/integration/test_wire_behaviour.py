@@ -183,3 +183,30 @@ def test_idempotent_duplicates_and_sequence_gaps(client: WireClient) -> None:
     old = batch(1, producer_id=pid.producer_id, producer_epoch=pid.producer_epoch - 1, base_sequence=5)
     r = client.request(PRODUCE, 9, produce_body("idem", old, acks=-1)).responses[0].partition_responses[0]
     assert r.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
+
+
+def test_a_handler_error_closes_only_that_connection(kafka_broker: RunningBroker, client: WireClient,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from pykbroker.handlers import metadata as metadata_handler
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(metadata_handler, "_lookup", broken)
+    client.send(METADATA, 12, {"topics": [{"name": "x"}]})
+    assert client.is_closed_by_peer()
+    ok = WireClient(kafka_broker.bootstrap_servers)
+    assert ok.request(API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"}).error_code == 0
+    ok.close()
+
+
+def test_deleting_a_topic_drops_its_committed_offsets(client: WireClient) -> None:
+    create_topic(client, "gone")
+    commit = client.request(8, 8, {"group_id": "g-gone", "generation_id_or_member_epoch": -1, "member_id": "",
+                                   "topics": [{"name": "gone", "partitions": [
+                                       {"partition_index": 0, "committed_offset": 5}]}]})
+    assert commit.topics[0].partitions[0].error_code == 0
+    client.request(20, 6, {"topics": [{"name": "gone"}], "timeout_ms": 5000})
+    create_topic(client, "gone")
+    fetched = client.request(9, 8, {"groups": [{"group_id": "g-gone", "topics": None}]})
+    assert fetched.groups[0].topics == []
