@@ -1,7 +1,8 @@
 """Fetch: whole batches read straight from the segments, with min_bytes/max_wait long-polling.
 
 A fetch that cannot fill min_bytes waits until data is appended to one of its partitions (it is
-woken at once, not polled) or max_wait_ms passes. Fetch sessions (KIP-227) are not kept: the
+woken at once, not polled) or max_wait_ms passes. Fetch v0-3 get the batches down-converted to the message format of their version.
+Fetch sessions (KIP-227) are not kept: the
 response's session_id 0 tells clients to send full fetch requests, as Kafka does when its session
 cache is full.
 """
@@ -15,6 +16,7 @@ import trio
 from ..log.errors import OffsetOutOfRangeError
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import ZERO_UUID, Msg
+from ..protocol.records import v2_to_legacy_message_set
 from .registry import RequestContext, handles
 
 if TYPE_CHECKING:
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 READ_COMMITTED = 1
 
 
-@handles("FETCH", 4, 17)
+@handles("FETCH", 0, 17)
 async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     v = ctx.api_version
     max_wait_s = max(req.max_wait_ms, 0) / 1000
@@ -92,6 +94,9 @@ def _read_partition(broker: "Broker", name: str | None, p: Msg, budget: int, fir
                    log_start_offset=log.log_start_offset)
         return out, 0
     records = result.records
+    if v < 4 and records:
+        # Fetch v0-3 predate record batches: down-convert to magic 0 (v0-1) or 1 (v2-3), as Kafka does.
+        records = v2_to_legacy_message_set(records, magic=0 if v < 2 else 1)
     return {"partition_index": index, "error_code": 0, "high_watermark": result.high_watermark,
             "last_stable_offset": result.high_watermark, "log_start_offset": result.log_start_offset,
             "aborted_transactions": None, "preferred_read_replica": -1, "records": records}, len(records)

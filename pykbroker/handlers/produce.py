@@ -9,13 +9,17 @@ from ..log.errors import InvalidTimestampError, MessageTooLargeError, RecordBatc
 from ..log.producer_state import InvalidProducerEpochError, OutOfOrderSequenceError
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
-from ..protocol.records import CorruptRecordError, InvalidRecordError, RecordError, iter_batches
+from ..protocol.records import (
+    CorruptRecordError, InvalidRecordError, RecordError, iter_batches, legacy_to_v2_batch,
+)
 from .registry import RequestContext, handles
 
 if TYPE_CHECKING:
     from ..broker import Broker
 
 log = logging.getLogger("pykbroker.produce")
+
+LEGACY_MAGIC_AT = 16  # offset(8) size(4) crc(4) magic(1): the magic byte of a v0/v1 message
 
 _APPEND_ERRORS: tuple[tuple[type[Exception], ErrorCode], ...] = (
     (CorruptRecordError, ErrorCode.CORRUPT_MESSAGE),
@@ -28,7 +32,7 @@ _APPEND_ERRORS: tuple[tuple[type[Exception], ErrorCode], ...] = (
 )
 
 
-@handles("PRODUCE", 3, 11)
+@handles("PRODUCE", 0, 11)
 async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | None:
     acks = req.acks
     topics = []
@@ -37,11 +41,11 @@ async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | None
         for part in topic.partition_data:
             if acks not in (-1, 0, 1):
                 result = _error(part.index, ErrorCode.INVALID_REQUIRED_ACKS)
-            elif req.transactional_id is not None:
+            elif req.get("transactional_id") is not None:
                 result = _error(part.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                                 "transactions are not supported by this broker yet")
             else:
-                result = _append(broker, topic.name, part.index, part.records)
+                result = _append(broker, topic.name, part.index, part.records, ctx.api_version)
             partitions.append(result)
         topics.append({"name": topic.name, "partition_responses": partitions})
     if acks == 0:
@@ -54,13 +58,16 @@ def _error(index: int, code: ErrorCode, message: str | None = None) -> dict[str,
             "log_start_offset": -1, "record_errors": [], "error_message": message}
 
 
-def _append(broker: "Broker", topic: str, index: int, records: Any) -> dict[str, Any]:
+def _append(broker: "Broker", topic: str, index: int, records: Any, version: int) -> dict[str, Any]:
     partition = broker.partition(topic, index)
     if partition is None:
         return _error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     if records is None or len(records) == 0:
         return _error(index, ErrorCode.INVALID_RECORD, "a produce request needs at least one record batch")
     try:
+        if version < 3 and len(records) > LEGACY_MAGIC_AT and records[LEGACY_MAGIC_AT] < 2:
+            # Produce v0-2 carry message sets of magic 0/1: up-convert once, as Kafka's LogValidator.
+            records = legacy_to_v2_batch(records)
         # Idempotence: check each batch's producer sequence before anything is written. No
         # await between check and append, so the pair is atomic for this partition.
         headers = [h for _, h in iter_batches(records)]

@@ -136,3 +136,23 @@ def test_admin_create_describe_delete(kafka_broker: RunningBroker, topic_name: s
         assert topic_name not in admin.list_topics()
     finally:
         admin.close()
+
+
+@pytest.mark.parametrize("api_version", [(0, 10, 0), (0, 10, 2), (0, 11)])
+def test_old_protocol_versions_and_message_formats(kafka_broker: RunningBroker, topic_name: str,
+                                                   api_version: tuple[int, ...]) -> None:
+    """Produce v2 / Fetch v2-v3 carry magic 0/1 message sets: up-converted on produce, down-converted on fetch."""
+    bs = kafka_broker.bootstrap_servers
+    create(bs, topic_name)
+    producer = KafkaProducer(bootstrap_servers=bs, api_version=api_version, compression_type="gzip")
+    for i in range(20):
+        producer.send(topic_name, key=b"k%d" % i, value=b"v%d" % i)
+    producer.flush()
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=bs, api_version=api_version, consumer_timeout_ms=3000,
+                             enable_auto_commit=False)
+    consumer.assign([TopicPartition(topic_name, 0)])
+    consumer.seek_to_beginning()
+    got = [(m.offset, m.key, m.value) for m in consumer]
+    consumer.close()
+    assert got == [(i, b"k%d" % i, b"v%d" % i) for i in range(20)]
