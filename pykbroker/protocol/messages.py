@@ -6,17 +6,18 @@ Versions whose schema is structurally identical share one compiled codec.
 from __future__ import annotations
 
 import functools
-import re
+import io
+import struct
 from typing import Any
+
+from construct import ConstructError
 
 from .primitives import DecodeError, EncodeError, KStruct, Msg
 from .schema import api_keys, load_spec, struct_at, vrange
 
 # Everything compiled code raises on malformed input; all become DecodeError.
-_DECODE_ERRORS = (DecodeError, IndexError, ValueError, TypeError, OverflowError,
-                  UnicodeDecodeError, __import__("struct").error)
-_ENCODE_ERRORS = (EncodeError, TypeError, ValueError, AttributeError, OverflowError,
-                  __import__("struct").error)
+_DECODE_ERRORS = (DecodeError, IndexError, ValueError, TypeError, OverflowError, UnicodeDecodeError, struct.error)
+_ENCODE_ERRORS = (EncodeError, TypeError, ValueError, AttributeError, OverflowError, struct.error)
 
 
 class Codec:
@@ -41,17 +42,13 @@ class Codec:
             raise self._locate(view, pos, e) from None
 
     def _locate(self, view: memoryview, pos: int, err: Exception) -> DecodeError:
-        """Re-parse interpreted (slow, only on error) to name the field that failed."""
-        import io
+        """Re-parse interpreted (slow, only on error): its errors carry the path of the failing field."""
         try:
             self.schema._parse(io.BytesIO(view[pos:]), None, self.name)
         except DecodeError as e:
             return DecodeError(e.reason, f"{self.name} v{self.version}: {e.path}")
-        except Exception as e:  # construct's StreamError etc. carry the path in their text
-            text = str(e)
-            m = re.search(r"\(parsing\)|error in path (.*)", text)
-            where = m.group(1) if m and m.group(1) else ""
-            return DecodeError(f"{type(e).__name__}: {text}", f"{self.name} v{self.version}{where}")
+        except (ConstructError, *_DECODE_ERRORS) as e:  # construct's stream errors name the path in their text
+            return DecodeError(f"{type(e).__name__}: {e}", f"{self.name} v{self.version}")
         return DecodeError(f"{type(err).__name__}: {err}", f"{self.name} v{self.version}")
 
     def encode(self, obj: Any) -> bytearray:
