@@ -178,7 +178,7 @@ def main() -> None:
                     f_elapsed = raw_fetch(bootstrap, topic, count)
                     print(f"{value_size:>5} B {compression:<4}  produce {mib / elapsed:7.1f} MiB/s {count / elapsed:9.0f} msg/s"
                           f"  | consume {mib / c_elapsed:7.1f} MiB/s {count / c_elapsed:9.0f} msg/s"
-                          f"  | raw fetch {mib / f_elapsed:7.1f} MiB/s"
+                          f"  | raw fetch {mib / f_elapsed:7.1f} MiB/s (uncompressed)"
                           f"  | broker CPU {cpu * 1000 / mib:5.2f} ms/MiB produced")
             topic = f"bench-latency-{uuid.uuid4().hex[:6]}"
             create(bootstrap, topic)
@@ -188,13 +188,14 @@ def main() -> None:
                 p99 = samples[int(len(samples) * 0.99) - 1] * 1000
                 print(f"end-to-end latency at 1000 msg/s: p50 {p50:.2f} ms, p99 {p99:.2f} ms ({len(samples)} samples)")
             if proc:
-                remaining = max(args.hold_mib - int(total_mib), 0)
-                if remaining:
+                def held_mib() -> float:
+                    return sum(f.stat().st_size for f in Path(data).rglob("*.log")) / (1 << 20)
+                remaining = args.hold_mib - held_mib()
+                if remaining > 0:  # top up with uncompressed data until the logs hold --hold-mib
                     topic = f"bench-hold-{uuid.uuid4().hex[:6]}"
                     create(bootstrap, topic)
-                    produce(bootstrap, topic, 1024, remaining << 20, "none")
-                held = sum(f.stat().st_size for f in Path(data).rglob("*.log")) / (1 << 20)
-                print(f"broker RSS {rss_mib(proc.pid):.0f} MiB while holding {held:.0f} MiB of data")
+                    produce(bootstrap, topic, 1024, int(remaining) << 20, "none")
+                print(f"broker RSS {rss_mib(proc.pid):.0f} MiB while holding {held_mib():.0f} MiB of data")
         finally:
             if proc:
                 proc.terminate()
