@@ -29,6 +29,10 @@ async def metadata(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     else:
         for entry in requested:
             name, topic_id = entry.get("name"), entry.get("topic_id", ZERO_UUID)
+            if name is None and v < 12:
+                # As Kafka: topic ids may only be looked up from v12 (names are not nullable in v10-11 responses).
+                topics.append(_error("", ErrorCode.INVALID_REQUEST, topic_id))
+                continue
             topics.append(_lookup(broker, name, topic_id, allow_auto))
     host, port = broker.advertised
     return Msg(
