@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
 import uuid
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,19 +16,21 @@ from typing import Any, Iterable, Mapping
 
 import trio
 
-from .config import BrokerConfig
+from .config import BrokerConfig, parse_listener
 from .coordinator.consumer_group import ConsumerGroupCoordinator
 from .coordinator.group_coordinator import GroupCoordinator
 from .handlers import HANDLERS, RequestContext
 from .log.checkpoint import read_int, write_int
 from .log.manager import LogManager, TopicInfo
 from .log.partition_log import PartitionLog
+from .log.segment import now_ms
 from .log.producer_state import ProducerStateManager
 from .protocol.frame import Request, UnsupportedApiError
 from .protocol.messages import API_NAMES
 from .protocol.primitives import Msg
 from .server.connection import ConnectionInfo, ServerObserver
 from .server.listener import serve
+from .tools.config_file import parse_properties
 
 log = logging.getLogger("pykbroker")
 
@@ -266,7 +267,6 @@ def _java_string_hash(text: str) -> int:
 
 
 def _advertised(config: BrokerConfig, bound: tuple[str, int]) -> tuple[str, int]:
-    from .config import parse_listener
     if config.advertised_listeners:
         return parse_listener(config.advertised_listeners)
     host = bound[0]
@@ -276,15 +276,4 @@ def _advertised(config: BrokerConfig, bound: tuple[str, int]) -> tuple[str, int]
 
 
 def _read_properties(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    out = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not line.lstrip().startswith("#"):
-            out[key.strip()] = value.strip()
-    return out
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+    return parse_properties(path.read_text(), str(path)) if path.exists() else {}

@@ -9,7 +9,7 @@ from ..config import SETTINGS
 from ..log.errors import InvalidConfigError, InvalidPartitionsError, OffsetOutOfRangeError
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
-from .registry import RequestContext, handles
+from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -18,7 +18,6 @@ TOPIC_RESOURCE, BROKER_RESOURCE = 2, 4
 # DescribeConfigs ConfigSource values
 TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
-AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 
 
 @handles("DESCRIBE_CLUSTER", 0, 1)

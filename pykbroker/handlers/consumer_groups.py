@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..protocol.primitives import Msg
-from .registry import RequestContext, handles
+from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
 
 if TYPE_CHECKING:
     from ..broker import Broker
 
-AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 
 
 @handles("CONSUMER_GROUP_HEARTBEAT", 0, 0)
 async def consumer_group_heartbeat(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
-    result = broker.consumer_groups.heartbeat(req, ctx.client_id or "", "/" + ctx.peer.rsplit(":", 1)[0])
+    result = broker.consumer_groups.heartbeat(req, ctx.client_id or "", ctx.client_host)
     return Msg(throttle_time_ms=0, **result)
 
 

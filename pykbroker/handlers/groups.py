@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING
 from ..coordinator.group import GroupState
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
-from .registry import RequestContext, handles
+from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
 
 if TYPE_CHECKING:
     from ..broker import Broker
 
 GROUP_KEY, TRANSACTION_KEY = 0, 1
-AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 
 
 @handles("FIND_COORDINATOR", 0, 6)
@@ -42,7 +41,7 @@ async def join_group(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     result = await broker.groups.join(
         req.group_id, req.member_id, req.get("group_instance_id"), req.protocol_type,
         [(p.name, bytes(p.metadata)) for p in req.protocols], req.session_timeout_ms,
-        req.get("rebalance_timeout_ms", -1), ctx.client_id or "", "/" + ctx.peer.rsplit(":", 1)[0],
+        req.get("rebalance_timeout_ms", -1), ctx.client_id or "", ctx.client_host,
         require_known_member_id=ctx.api_version >= 4)
     if ctx.api_version < 7 and result.get("protocol_name") is None:
         result["protocol_name"] = ""  # not nullable before v7

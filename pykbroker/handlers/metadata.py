@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING, Any
 from ..log.errors import InvalidTopicError
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import ZERO_UUID, Msg
-from .registry import RequestContext, handles
+from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
 
 if TYPE_CHECKING:
     from ..broker import Broker, Topic
 
-AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 
 
 @handles("METADATA", 0, 12)

@@ -80,12 +80,7 @@ def _append(broker: "Broker", topic: str, index: int, records: Any, version: int
                             "record_errors": [], "error_message": None}
                 raise InvalidRecordError("a duplicate batch must be sent alone")
         info = partition.log.append(records)
-    except RecordError as e:
-        code = _code_for(e)
-        log.info("rejected produce to %s-%d: %s", topic, index, e)
-        return _error(index, code, str(e))
-    except (MessageTooLargeError, RecordBatchTooLargeError, InvalidTimestampError,
-            OutOfOrderSequenceError, InvalidProducerEpochError) as e:
+    except (RecordError, *(cls for cls, _ in _APPEND_ERRORS)) as e:
         log.info("rejected produce to %s-%d: %s", topic, index, e)
         return _error(index, _code_for(e), str(e))
     offset = info.first_offset

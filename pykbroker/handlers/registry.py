@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from ..broker import Broker
 
 
+#: Kafka's "authorized operations not requested" bitfield value (INT32 min).
+AUTHORIZED_OPERATIONS_OMITTED = -2147483648
+
+
 class RequestContext(NamedTuple):
     api_key: int
     api_version: int
@@ -23,6 +27,11 @@ class RequestContext(NamedTuple):
     client_id: str | None
     peer: str
     connection_id: int
+
+    @property
+    def client_host(self) -> str:
+        """The peer's host as Kafka reports it in group descriptions ("/127.0.0.1")."""
+        return "/" + self.peer.rsplit(":", 1)[0]
 
 
 HandlerFn = Callable[["Broker", RequestContext, Msg], Awaitable["Msg | None"]]

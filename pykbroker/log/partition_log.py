@@ -13,7 +13,6 @@ lose the unflushed tail, which recovery then cuts at the last whole batch.
 from __future__ import annotations
 
 import logging
-import time
 from bisect import bisect_right
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -36,7 +35,7 @@ from pykbroker.log.errors import (
     RecordBatchTooLargeError,
 )
 from pykbroker.log.recovery import load_log
-from pykbroker.log.segment import LogSegment
+from pykbroker.log.segment import LogSegment, now_ms as _now_ms
 from pykbroker.protocol import records as rec
 from pykbroker.protocol.records import (
     LOG_OVERHEAD,
@@ -57,10 +56,6 @@ EARLIEST_TIMESTAMP = -2
 MAX_TIMESTAMP = -3
 EARLIEST_LOCAL_TIMESTAMP = -4
 LATEST_TIERED_TIMESTAMP = -5
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class AppendInfo(NamedTuple):
