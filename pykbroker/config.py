@@ -71,6 +71,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("producer.id.expiration.ms", _int, 86400000, "Forget idle idempotent producer state after this.", 1),
     Setting("offsets.topic.num.partitions", _int, 1, "Partitions of __consumer_offsets (Kafka: 50; one is plenty on one node).", 1),
     Setting("offsets.retention.minutes", _int, 10080, "Expire committed offsets of empty groups after this.", 1),
+    Setting("group.min.session.timeout.ms", _int, 6000, "Smallest session timeout a classic-protocol member may ask for.", 0),
+    Setting("group.max.session.timeout.ms", _int, 1800000, "Largest session timeout a classic-protocol member may ask for.", 0),
+    Setting("group.max.size", _int, 2147483647, "Most members one classic group may have.", 1),
+    Setting("group.consumer.min.session.timeout.ms", _int, 45000, "Smallest session timeout of KIP-848 members.", 1),
+    Setting("group.consumer.max.session.timeout.ms", _int, 60000, "Largest session timeout of KIP-848 members.", 1),
+    Setting("group.consumer.min.heartbeat.interval.ms", _int, 1000, "Smallest heartbeat interval of KIP-848 members "
+            "(Kafka: 5000; 1000 here to allow the lower default interval).", 1),
+    Setting("group.consumer.max.heartbeat.interval.ms", _int, 15000, "Largest heartbeat interval of KIP-848 members.", 1),
+    Setting("group.consumer.max.size", _int, 2147483647, "Most members one KIP-848 group may have.", 1),
+    Setting("connections.max.idle.ms", _int, 600000, "Close a connection idle (nothing read, nothing sent) for this long.", 1),
+    Setting("max.connections", _int, 2147483647, "Most client connections the broker accepts at once.", 0),
+    Setting("max.connections.per.ip", _int, 2147483647, "Most client connections from one IP address.", 0),
+    Setting("queued.max.request.bytes", _int, -1, "Bytes of received requests held in memory across all connections "
+            "(-1: bounded only by socket.request.max.bytes per connection).", -1),
 )
 
 BY_KEY = {s.key: s for s in SETTINGS}
