@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Mapping
 
 import trio
 
@@ -22,9 +22,10 @@ from .coordinator.group_coordinator import GroupCoordinator
 from .handlers import HANDLERS, RequestContext
 from .log.checkpoint import read_int, write_int
 from .log.manager import LogManager, TopicInfo
-from .log.partition_log import PartitionLog
+from .cluster.partition import Partition
+from .cluster.partition_manager import PartitionManager
+from .log.errors import KafkaStorageError
 from .log.segment import now_ms
-from .log.producer_state import ProducerStateManager
 from .protocol.frame import Request, UnsupportedApiError
 from .protocol.messages import API_NAMES
 from .protocol.primitives import Msg
@@ -37,9 +38,6 @@ log = logging.getLogger("pykbroker")
 PRODUCER_ID_BLOCK = 1000
 OFFSETS_TOPIC = "__consumer_offsets"
 GROUP_TICK_S = 0.1
-#: Producer-state rebuild reads the headers of this many trailing segments (Kafka keeps
-#: snapshots instead; the last segments hold every producer still likely to retry).
-PRODUCER_STATE_SEGMENTS = 2
 
 
 @dataclass(frozen=True)
@@ -49,12 +47,6 @@ class Topic:
     partitions: int
     configs: Mapping[str, str]
     is_internal: bool = False
-
-
-@dataclass
-class Partition:
-    log: PartitionLog
-    producers: ProducerStateManager = field(default_factory=ProducerStateManager)
 
 
 class Broker:
@@ -68,8 +60,7 @@ class Broker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.cluster_id = self._load_cluster_id()
         self.logs = LogManager.open(self.data_dir, config.log_config)
-        self._partitions: dict[tuple[str, int], Partition] = {}
-        self._fetch_waiters: dict[tuple[str, int], set[trio.Event]] = {}
+        self.partitions = PartitionManager(self.logs, self.node_id)
         self._next_producer_id, self._producer_id_limit = 0, 0
         host, port = config.listen_host_port
         self.advertised: tuple[str, int] = (host, port)
@@ -105,8 +96,10 @@ class Broker:
     def _append_offsets(self, group_id: str, batch: bytes) -> None:
         partitions = self.logs.topic(OFFSETS_TOPIC).partitions
         index = (_java_string_hash(group_id) & 0x7FFFFFFF) % partitions  # Kafka's partitionFor(groupId)
-        self.logs.get_log(OFFSETS_TOPIC, index).append(batch, strict=False)
-        self.notify_append(OFFSETS_TOPIC, index)
+        partition = self.partitions.get(OFFSETS_TOPIC, index)
+        if partition is None:
+            raise KafkaStorageError(f"{OFFSETS_TOPIC}-{index} is not available")
+        partition.append_internal(batch)
 
     # ------------------------------------------------------------------ identity
 
@@ -158,42 +151,14 @@ class Broker:
         return self.create_topic(name, self.config.num_partitions, {})
 
     def delete_topic(self, name: str) -> None:
-        for key in [k for k in self._partitions if k[0] == name]:
-            del self._partitions[key]
+        for partition in self.partitions.drop_topic(name):
+            partition._closed = True
         self.logs.delete_topic(name)
         self.groups.delete_topic_offsets(name)
         log.info("deleted topic %s", name)
 
     def partition(self, topic: str, index: int) -> Partition | None:
-        key = (topic, index)
-        partition = self._partitions.get(key)
-        if partition is None:
-            try:
-                plog = self.logs.get_log(topic, index)
-            except KeyError:
-                return None
-            partition = Partition(plog)
-            partition.producers.rebuild(_trailing_headers(plog))
-            self._partitions[key] = partition
-        return partition
-
-    # ------------------------------------------------------------------ fetch wake-ups
-
-    def add_fetch_waiter(self, keys: Iterable[tuple[str, int]], event: trio.Event) -> None:
-        for key in keys:
-            self._fetch_waiters.setdefault(key, set()).add(event)
-
-    def remove_fetch_waiter(self, keys: Iterable[tuple[str, int]], event: trio.Event) -> None:
-        for key in keys:
-            waiters = self._fetch_waiters.get(key)
-            if waiters is not None:
-                waiters.discard(event)
-                if not waiters:
-                    del self._fetch_waiters[key]
-
-    def notify_append(self, topic: str, index: int) -> None:
-        for event in self._fetch_waiters.get((topic, index), ()):
-            event.set()
+        return self.partitions.get(topic, index)
 
     # ------------------------------------------------------------------ requests
 
@@ -216,9 +181,11 @@ class Broker:
                 self.bound = await nursery.start(partial(serve, observer=self.observer), self.dispatch, host, port,
                                                  self.config.socket_request_max_bytes)
                 self.advertised = _advertised(self.config, self.bound)
+                self.partitions.attach(nursery)
                 nursery.start_soon(self._housekeeping)
                 task_status.started(self.bound)
         finally:
+            self.partitions.attach(None)
             self.close()
 
     async def _housekeeping(self) -> None:
@@ -233,10 +200,10 @@ class Broker:
             self.consumer_groups.tick()
             now = trio.current_time()
             if now >= next_flush:
-                self.logs.flush_due()
+                await self.partitions.flush_due()
                 next_flush = now + 1
             if now >= next_retention:
-                deleted = self.logs.run_retention()
+                deleted = await self.partitions.run_retention()
                 if deleted:
                     log.info("retention deleted %d segment(s)", deleted)
                 self.groups.expire_offsets(now_ms())
@@ -250,12 +217,6 @@ class Broker:
 
 def _topic(info: TopicInfo) -> Topic:
     return Topic(info.name, info.topic_id, info.partitions, dict(info.configs), info.name.startswith("__"))
-
-
-def _trailing_headers(plog: PartitionLog) -> Iterable[Any]:
-    for seg in plog.segments[-PRODUCER_STATE_SEGMENTS:]:
-        for _, h in seg.iter_headers(0):
-            yield h
 
 
 def _java_string_hash(text: str) -> int:

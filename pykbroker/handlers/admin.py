@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..config import SETTINGS
-from ..log.errors import InvalidConfigError, InvalidPartitionsError, OffsetOutOfRangeError
+from ..log.errors import InvalidConfigError, InvalidPartitionsError, KafkaStorageError, OffsetOutOfRangeError
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
 from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
@@ -135,12 +135,13 @@ async def delete_records(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg
             if partition is None:
                 out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
-                offset = partition.log.high_watermark if p.offset == -1 else p.offset
+                offset = partition.high_watermark if p.offset == -1 else p.offset
                 try:
-                    partition.log.delete_records(offset)
-                    out["low_watermark"] = partition.log.log_start_offset
+                    out["low_watermark"] = await partition.delete_records(offset)
                 except OffsetOutOfRangeError:
                     out["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
+                except (KafkaStorageError, OSError):
+                    out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
             parts.append(out)
         topics.append({"name": t.name, "partitions": parts})
     return Msg(throttle_time_ms=0, topics=topics)

@@ -22,31 +22,41 @@ from .registry import RequestContext, handles
 if TYPE_CHECKING:
     from ..broker import Broker
 
-READ_COMMITTED = 1
-
-
 @handles("FETCH", 0, 17)
 async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     v = ctx.api_version
     max_wait_s = max(req.max_wait_ms, 0) / 1000
     min_bytes = req.min_bytes
     max_bytes = req.get("max_bytes", 0x7FFFFFFF)
+    isolation = req.get("isolation_level", 0)
     wanted = _resolve(broker, req.topics, v)
     deadline = trio.current_time() + max_wait_s
     while True:
         event = trio.Event()
         # Register before reading: an append between the read and the wait still wakes us.
-        keys = [(t, p["partition"]) for t, _, parts in wanted if t is not None for p in parts]
-        broker.add_fetch_waiter(keys, event)
+        waited = [p for t, _, parts in wanted if t is not None for q in parts
+                  if (p := broker.partition(t, q.partition)) is not None]
+        for p in waited:
+            p.add_waiter(event)
         try:
-            responses, total = _read_all(broker, wanted, max_bytes, v)
-            if total >= min_bytes or max_wait_s <= 0 or trio.current_time() >= deadline or not keys:
+            responses, total = _read_all(broker, wanted, max_bytes, v, isolation)
+            if total >= min_bytes or max_wait_s <= 0 or trio.current_time() >= deadline or not waited:
                 break
+            _release(responses)  # read again once woken
             with trio.move_on_at(deadline):
                 await event.wait()
         finally:
-            broker.remove_fetch_waiter(keys, event)
+            for p in waited:
+                p.remove_waiter(event)
     return Msg(throttle_time_ms=0, error_code=0, session_id=0, responses=responses)
+
+
+def _release(responses: list[dict[str, Any]]) -> None:
+    for t in responses:
+        for p in t["partitions"]:
+            close = getattr(p["records"], "close", None)
+            if close is not None:
+                close()
 
 
 def _resolve(broker: "Broker", topics: list[Msg], v: int) -> list[tuple[str | None, Any, list[Msg]]]:
@@ -62,13 +72,14 @@ def _resolve(broker: "Broker", topics: list[Msg], v: int) -> list[tuple[str | No
 
 
 def _read_all(broker: "Broker", wanted: list[tuple[str | None, Any, list[Msg]]], max_bytes: int,
-              v: int) -> tuple[list[dict[str, Any]], int]:
+              v: int, isolation: int) -> tuple[list[dict[str, Any]], int]:
     total = 0
     responses = []
     for name, topic_id, parts in wanted:
         results = []
         for p in parts:
-            result, size = _read_partition(broker, name, p, max_bytes - total, first=total == 0, v=v)
+            result, size = _read_partition(broker, name, p, max_bytes - total, first=total == 0, v=v,
+                                           isolation=isolation)
             total += size
             results.append(result)
         responses.append({"topic": name or "", "topic_id": topic_id, "partitions": results})
@@ -76,30 +87,32 @@ def _read_all(broker: "Broker", wanted: list[tuple[str | None, Any, list[Msg]]],
 
 
 def _read_partition(broker: "Broker", name: str | None, p: Msg, budget: int, first: bool,
-                    v: int) -> tuple[dict[str, Any], int]:
+                    v: int, isolation: int) -> tuple[dict[str, Any], int]:
     index = p.partition
     partition = broker.partition(name, index) if name is not None else None
     if partition is None:
         code = ErrorCode.UNKNOWN_TOPIC_ID if v >= 13 else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return _empty(index, code), 0
-    log = partition.log
     limit = min(p.partition_max_bytes, max(budget, 0))
     try:
         # The first partition with data may exceed the limits by one batch, so a client whose
-        # max bytes is smaller than a batch still makes progress (KIP-74).
-        result = log.read(p.fetch_offset, limit, min_one_batch=first)
+        # max bytes is smaller than a batch still makes progress (KIP-74). Records stay in the
+        # segment files (sendfile), except for v0-3, which need them in memory to down-convert.
+        result = partition.read(p.fetch_offset, limit, min_one_batch=first, isolation_level=isolation,
+                                as_file_records=v >= 4)
     except OffsetOutOfRangeError:
         out = _empty(index, ErrorCode.OFFSET_OUT_OF_RANGE)
-        out.update(high_watermark=log.high_watermark, last_stable_offset=log.high_watermark,
-                   log_start_offset=log.log_start_offset)
+        out.update(high_watermark=partition.high_watermark, last_stable_offset=partition.last_stable_offset,
+                   log_start_offset=partition.log_start_offset)
         return out, 0
     records = result.records
     if v < 4 and records:
         # Fetch v0-3 predate record batches: down-convert to magic 0 (v0-1) or 1 (v2-3), as Kafka does.
         records = v2_to_legacy_message_set(records, magic=0 if v < 2 else 1)
-    return {"partition_index": index, "error_code": 0, "high_watermark": result.high_watermark,
-            "last_stable_offset": result.high_watermark, "log_start_offset": result.log_start_offset,
-            "aborted_transactions": None, "preferred_read_replica": -1, "records": records}, len(records)
+    return {"partition_index": index, "error_code": 0, "high_watermark": partition.high_watermark,
+            "last_stable_offset": partition.last_stable_offset, "log_start_offset": result.log_start_offset,
+            "aborted_transactions": None if v < 4 or isolation == 0 else [],
+            "preferred_read_replica": -1, "records": records}, len(records)
 
 
 def _empty(index: int, code: ErrorCode) -> dict[str, Any]:

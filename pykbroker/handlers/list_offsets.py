@@ -30,10 +30,15 @@ def _partition(broker: "Broker", topic: str, p: Msg, v: int) -> dict[str, Any]:
     if partition is None:
         out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return out
-    if p.get("current_leader_epoch", -1) > 0:
+    current = p.get("current_leader_epoch", -1)
+    if current > partition.leader_epoch:
         out["error_code"] = ErrorCode.UNKNOWN_LEADER_EPOCH  # the client knows a newer leader than us
         return out
-    found = partition.log.fetch_offset_by_timestamp(p.timestamp)
+    if 0 <= current < partition.leader_epoch:
+        out["error_code"] = ErrorCode.FENCED_LEADER_EPOCH
+        return out
+    out["leader_epoch"] = partition.leader_epoch
+    found = partition.fetch_offset_by_timestamp(p.timestamp)
     if found is not None:
         out["offset"], out["timestamp"] = found
     if v == 0:

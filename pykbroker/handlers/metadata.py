@@ -67,11 +67,14 @@ def _error(name: str | None, code: ErrorCode, topic_id: Any = ZERO_UUID) -> dict
 
 
 def _topic(broker: "Broker", topic: "Topic") -> dict[str, Any]:
-    node = [broker.node_id]
+    partitions = []
+    for p in range(topic.partitions):
+        state = broker.partitions.leader_and_isr(topic.name, p)
+        partitions.append({"error_code": 0, "partition_index": p, "leader_id": state.leader_id,
+                           "leader_epoch": state.leader_epoch, "replica_nodes": state.replicas,
+                           "isr_nodes": state.isr, "offline_replicas": []})
     return {
         "error_code": 0, "name": topic.name, "topic_id": topic.topic_id, "is_internal": topic.is_internal,
-        "partitions": [{"error_code": 0, "partition_index": p, "leader_id": broker.node_id, "leader_epoch": 0,
-                        "replica_nodes": node, "isr_nodes": node, "offline_replicas": []}
-                       for p in range(topic.partitions)],
+        "partitions": partitions,
         "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
     }

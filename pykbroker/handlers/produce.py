@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..log.errors import InvalidTimestampError, MessageTooLargeError, RecordBatchTooLargeError
+from ..log.errors import InvalidTimestampError, KafkaStorageError, MessageTooLargeError, RecordBatchTooLargeError
 from ..log.producer_state import InvalidProducerEpochError, OutOfOrderSequenceError
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
 from ..protocol.records import (
-    CorruptRecordError, InvalidRecordError, RecordError, iter_batches, legacy_to_v2_batch,
+    CorruptRecordError, InvalidRecordError, RecordError, legacy_to_v2_batch,
 )
 from .registry import RequestContext, handles
 
@@ -45,7 +45,7 @@ async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | None
                 result = _error(part.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                                 "transactions are not supported by this broker yet")
             else:
-                result = _append(broker, topic.name, part.index, part.records, ctx.api_version)
+                result = await _append(broker, topic.name, part.index, part.records, ctx.api_version)
             partitions.append(result)
         topics.append({"name": topic.name, "partition_responses": partitions})
     if acks == 0:
@@ -58,7 +58,7 @@ def _error(index: int, code: ErrorCode, message: str | None = None) -> dict[str,
             "log_start_offset": -1, "record_errors": [], "error_message": message}
 
 
-def _append(broker: "Broker", topic: str, index: int, records: Any, version: int) -> dict[str, Any]:
+async def _append(broker: "Broker", topic: str, index: int, records: Any, version: int) -> dict[str, Any]:
     partition = broker.partition(topic, index)
     if partition is None:
         return _error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
@@ -68,28 +68,15 @@ def _append(broker: "Broker", topic: str, index: int, records: Any, version: int
         if version < 3 and len(records) > LEGACY_MAGIC_AT and records[LEGACY_MAGIC_AT] < 2:
             # Produce v0-2 carry message sets of magic 0/1: up-convert once, as Kafka's LogValidator.
             records = legacy_to_v2_batch(records)
-        # Idempotence: check each batch's producer sequence before anything is written. No
-        # await between check and append, so the pair is atomic for this partition.
-        headers = [h for _, h in iter_batches(records)]
-        for h in headers:
-            original = partition.producers.check(h)
-            if original is not None:
-                if len(headers) == 1:
-                    return {"index": index, "error_code": 0, "base_offset": original.first_offset,
-                            "log_append_time_ms": -1, "log_start_offset": partition.log.log_start_offset,
-                            "record_errors": [], "error_message": None}
-                raise InvalidRecordError("a duplicate batch must be sent alone")
-        info = partition.log.append(records)
+        result = await partition.append_records(records)
+    except KafkaStorageError as e:
+        log.error("produce to %s-%d failed on disk: %s", topic, index, e)
+        return _error(index, ErrorCode.KAFKA_STORAGE_ERROR, str(e))
     except (RecordError, *(cls for cls, _ in _APPEND_ERRORS)) as e:
         log.info("rejected produce to %s-%d: %s", topic, index, e)
         return _error(index, _code_for(e), str(e))
-    offset = info.first_offset
-    for h in headers:
-        partition.producers.record(h, offset)
-        offset += h.last_offset_delta + 1
-    broker.notify_append(topic, index)
-    return {"index": index, "error_code": 0, "base_offset": info.first_offset,
-            "log_append_time_ms": info.log_append_time, "log_start_offset": info.log_start_offset,
+    return {"index": index, "error_code": 0, "base_offset": result.base_offset,
+            "log_append_time_ms": result.log_append_time_ms, "log_start_offset": result.log_start_offset,
             "record_errors": [], "error_message": None}
 
 

@@ -80,6 +80,16 @@ class _IndexFile:
     def is_full(self) -> bool:
         return self.entries >= self.max_entries
 
+    def truncate_entries(self, n: int) -> None:
+        """Keep only the first ``n`` entries, in memory and on disk (undo of a failed append)."""
+        if n < self.entries:
+            for arr in self._arrays():
+                del arr[n:]
+        self._truncate_entries(n)
+
+    def _arrays(self) -> tuple[array, ...]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
     def _truncate_entries(self, n: int) -> None:
         os.ftruncate(self._fd, n * self.entry_size)
         self._dirty = True
@@ -128,6 +138,9 @@ class OffsetIndex(_IndexFile):
     @property
     def entries(self) -> int:
         return len(self._offsets)
+
+    def _arrays(self) -> tuple[array, ...]:
+        return self._offsets, self._positions
 
     def sanity_check(self, log_size: int) -> None:
         offs, poss = self._offsets, self._positions
@@ -203,6 +216,9 @@ class TimeIndex(_IndexFile):
     @property
     def entries(self) -> int:
         return len(self._timestamps)
+
+    def _arrays(self) -> tuple[array, ...]:
+        return self._timestamps, self._offsets
 
     def sanity_check(self, max_relative_offset: int) -> None:
         ts, offs = self._timestamps, self._offsets

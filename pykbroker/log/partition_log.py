@@ -28,6 +28,7 @@ from pykbroker.log.checkpoint import (
     write_int,
 )
 from pykbroker.log.config import LONG_MAX, LogConfig
+from pykbroker.log.file_records import FileRecords
 from pykbroker.log.errors import (
     InvalidTimestampError,
     MessageTooLargeError,
@@ -108,6 +109,14 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush_ms = _now_ms()
         self._closed = False
+        #: Set by the partition layer: rolls, flushes and segment deletions are then left for it to
+        #: run in a worker thread (``flush_rolled``, ``flush``, ``take_deleted_segments``) instead of
+        #: happening inside ``append``/retention on the caller's thread.
+        self.deferred_io = False
+        #: An append reached flush.messages / flush.ms while ``deferred_io``: the caller must flush.
+        self.flush_requested = False
+        self._rolled: list[LogSegment] = []
+        self._deleted: list[LogSegment] = []
         self._persisted_log_start_offset = loaded.checkpointed_log_start_offset
         self._checkpoint_log_start_offset()
 
@@ -238,7 +247,10 @@ class PartitionLog:
         if self._unflushed_messages >= cfg.flush_messages or (
             cfg.flush_ms != LONG_MAX and now - self._last_flush_ms >= cfg.flush_ms
         ):
-            self.flush()
+            if self.deferred_io:
+                self.flush_requested = True
+            else:
+                self.flush()
         return AppendInfo(
             first_offset,
             next_offset - 1,
@@ -322,18 +334,50 @@ class PartitionLog:
         base = max(self._log_end_offset, next_offset or 0)
         if old.size == 0 and old.base_offset == base:
             return old
-        old.on_become_inactive()
-        old.flush(fsync=self.fsync)
         new = LogSegment.create(self.directory, base, self.config)
+        old.on_become_inactive()
         self._segments.append(new)
         self._bases.append(base)
+        log.debug("%s: rolled new segment at offset %d", self.directory.name, base)
+        if self.deferred_io:
+            self._rolled.append(old)  # flushed by flush_rolled() in a worker thread, as Kafka's async flush
+        else:
+            self._flush_segments([old], base)
+        return new
+
+    def _flush_segments(self, segments: list[LogSegment], recovery_point: int) -> None:
+        for seg in segments:
+            seg.flush(fsync=self.fsync)
         if self.fsync:
             fsync_dir(self.directory)
-        # Everything below the new segment is durable and its indexes are final.
-        self._recovery_point = base
-        write_int(self.directory / RECOVERY_POINT_FILE, base, fsync=self.fsync)
-        log.debug("%s: rolled new segment at offset %d", self.directory.name, base)
-        return new
+        # Everything below ``recovery_point`` is durable and its indexes are final.
+        if recovery_point > self._recovery_point:
+            self._recovery_point = recovery_point
+            write_int(self.directory / RECOVERY_POINT_FILE, recovery_point, fsync=self.fsync)
+
+    @property
+    def has_rolled_segments(self) -> bool:
+        return bool(self._rolled)
+
+    def flush_rolled(self) -> None:
+        """fsync segments rolled since the last call and advance the recovery point (worker thread)."""
+        rolled, self._rolled = self._rolled, []
+        if not rolled:
+            return
+        next_base = max(s.base_offset for s in rolled)
+        bases = self._bases
+        i = bisect_right(bases, next_base)
+        recovery_point = bases[i] if i < len(bases) else self._log_end_offset
+        try:
+            self._flush_segments([s for s in rolled if s.fd >= 0], recovery_point)
+        except OSError:
+            self._rolled[:0] = rolled  # try again next time
+            raise
+
+    def take_deleted_segments(self) -> list[LogSegment]:
+        """Segments dropped by retention whose files are still to be removed (by the caller, off-loop)."""
+        deleted, self._deleted = self._deleted, []
+        return deleted
 
     # -------------------------------------------------------------------- read
 
@@ -353,22 +397,25 @@ class PartitionLog:
         *,
         min_one_batch: bool = True,
         max_offset: int | None = None,
+        as_file_records: bool = False,
     ) -> ReadResult:
         """Read whole batches starting with the one that contains ``fetch_offset``.
 
         At most ``max_bytes`` are returned, except that with ``min_one_batch``
         the first batch comes whole even if larger. Reads continue into the
         following segments until ``max_bytes`` is filled. Batches starting at
-        or after ``max_offset`` (e.g. the last stable offset) are not returned.
+        or after ``max_offset`` (e.g. the high watermark) are not returned.
         Raises OffsetOutOfRangeError outside [log start offset, log end offset];
-        at exactly the log end offset the result is empty.
+        at exactly the log end offset the result is empty. ``as_file_records``
+        returns the batches as ranges of the segment files (``FileRecords``,
+        nothing read into memory but headers) instead of bytes.
         """
         self._check_open()
         leo = self._log_end_offset
         if fetch_offset < self._log_start_offset or fetch_offset > leo:
             raise self._out_of_range(fetch_offset)
         upper = leo if max_offset is None else min(max_offset, leo)
-        parts: list[bytes] = []
+        ranges: list[tuple[LogSegment, int, int]] = []  # (segment, position, end)
         total = 0
         first_offset = -1
         next_offset = fetch_offset
@@ -377,22 +424,27 @@ class PartitionLog:
             while i < len(self._segments):
                 seg = self._segments[i]
                 i += 1
-                found = seg.translate_offset(fetch_offset) if not parts else (0, None)
+                found = seg.translate_offset(fetch_offset) if not ranges else (0, None)
                 if found is None:
                     continue
-                data, last, exhausted = seg.read_batches(
-                    found[0], max_bytes - total, upper, min_one_batch=min_one_batch and not parts
+                end, last, exhausted = seg.locate_batches(
+                    found[0], max_bytes - total, upper, min_one_batch=min_one_batch and not ranges
                 )
-                if data:
-                    if not parts:
-                        first_offset = rec.parse_batch_header(data).base_offset
-                    parts.append(data)
-                    total += len(data)
+                if end > found[0]:
+                    if not ranges:
+                        first_offset = found[1].base_offset if found[1] is not None else seg.base_offset
+                    ranges.append((seg, found[0], end))
+                    total += end - found[0]
                     assert last is not None
                     next_offset = last.last_offset + 1
                 if not exhausted or total >= max_bytes:
                     break
-        records = parts[0] if len(parts) == 1 else b"".join(parts)
+        records: bytes | FileRecords
+        if as_file_records:
+            records = FileRecords.of([(seg.fd, pos, end - pos) for seg, pos, end in ranges])
+        else:
+            parts = [seg.read_bytes(pos, end - pos) for seg, pos, end in ranges]
+            records = parts[0] if len(parts) == 1 else b"".join(parts)
         return ReadResult(
             records=records,
             high_watermark=self.high_watermark,
@@ -475,7 +527,12 @@ class PartitionLog:
         del self._bases[:n]
         for seg in doomed:
             log.info("%s: deleting segment %d (%s)", self.directory.name, seg.base_offset, reason)
-            seg.delete()
+            if seg in self._rolled:
+                self._rolled.remove(seg)
+            if self.deferred_io:
+                self._deleted.append(seg)
+            else:
+                seg.delete()
         if self._segments[0].base_offset > self._log_start_offset:
             self._log_start_offset = self._segments[0].base_offset
         self._checkpoint_log_start_offset()
@@ -554,18 +611,25 @@ class PartitionLog:
     def flush(self) -> None:
         """fsync everything appended so far (a no-op on disk when ``fsync=False``)."""
         self._check_open()
+        self.flush_requested = False
+        pending = self._unflushed_messages
         for seg in self._segments[-2:]:
             seg.flush(fsync=self.fsync)
-        self._unflushed_messages = 0
+        self._unflushed_messages = max(0, self._unflushed_messages - pending)
         self._last_flush_ms = _now_ms()
 
     def maybe_flush(self, now_ms: int | None = None) -> bool:
         """Flush if ``flush.ms`` has elapsed with unflushed data (call periodically)."""
         now = _now_ms() if now_ms is None else now_ms
-        if self._unflushed_messages and now - self._last_flush_ms >= self.config.flush_ms:
+        if self.flush_due(now):
             self.flush()
             return True
         return False
+
+    def flush_due(self, now_ms: int | None = None) -> bool:
+        """Whether ``flush.ms`` has elapsed with unflushed data."""
+        now = _now_ms() if now_ms is None else now_ms
+        return bool(self._unflushed_messages) and now - self._last_flush_ms >= self.config.flush_ms
 
     def _checkpoint_log_start_offset(self) -> None:
         if self._persisted_log_start_offset == self._log_start_offset:
@@ -577,6 +641,9 @@ class PartitionLog:
         """Flush, finalise indexes and leave a clean-shutdown marker so reopening skips the full scan."""
         if self._closed:
             return
+        for seg in self.take_deleted_segments():
+            seg.delete()
+        self._rolled = []
         for seg in self._segments:
             seg.on_become_inactive()
             seg.flush(fsync=self.fsync)
@@ -588,7 +655,7 @@ class PartitionLog:
 
     def close_handles(self) -> None:
         """Release file descriptors without writing anything (before deleting the directory)."""
-        for seg in self._segments:
+        for seg in [*self._segments, *self.take_deleted_segments()]:
             seg.close_handles()
         self._closed = True
 

@@ -218,13 +218,36 @@ class LogSegment:
             except OSError:
                 pass
             raise KafkaStorageError(f"write to {self.log_path} failed: {exc}") from exc
+        saved = self._index_state()
+        try:
+            pos = start
+            for last_offset, max_timestamp, size in batches:
+                self._index(last_offset, max_timestamp, size, pos)
+                pos += size
+        except OSError as exc:
+            # An index write failed (e.g. disk full) after the log write: undo both, so the
+            # segment is exactly as before and the append can be retried.
+            self._restore_index_state(saved, start)
+            raise KafkaStorageError(f"write to {self.offset_index.path.parent / self.offset_index.path.name} "
+                                    f"or its time index failed: {exc}") from exc
         self.size = start + n
         self._dirty = True
-        pos = start
-        for last_offset, max_timestamp, size in batches:
-            self._index(last_offset, max_timestamp, size, pos)
-            pos += size
         self.next_offset = batches[-1][0] + 1
+
+    def _index_state(self) -> tuple[int, int, int, int, int, int | None, bool]:
+        return (self.offset_index.entries, self.time_index.entries, self.max_timestamp,
+                self.offset_of_max_timestamp, self._bytes_since_index_entry,
+                self._first_batch_timestamp, self._first_batch_timestamp_known)
+
+    def _restore_index_state(self, saved: tuple[int, int, int, int, int, int | None, bool], size: int) -> None:
+        (offsets, times, self.max_timestamp, self.offset_of_max_timestamp, self._bytes_since_index_entry,
+         self._first_batch_timestamp, self._first_batch_timestamp_known) = saved
+        try:
+            self.offset_index.truncate_entries(offsets)
+            self.time_index.truncate_entries(times)
+            os.ftruncate(self._fd, size)
+        except OSError:
+            pass  # shrinking a file does not need space; if even that fails, recovery cuts the tail
 
     def config_changed(self, config: LogConfig) -> None:
         self.config = config
@@ -306,16 +329,28 @@ class LogSegment:
     ) -> tuple[bytes, BatchHeader | None, bool]:
         """Whole batches from ``position`` totalling at most ``max_bytes``, stopping before ``max_offset``.
 
-        Returns ``(data, last batch header, exhausted)`` where ``exhausted``
-        means the read ran to the end of this segment (the caller may
+        Returns ``(data, last batch header, exhausted)``; see ``locate_batches``. The data is read
+        with one ``pread``.
+        """
+        end, last, exhausted = self.locate_batches(position, max_bytes, max_offset, min_one_batch=min_one_batch)
+        data = os.pread(self._fd, end - position, position) if end > position else b""
+        return data, last, exhausted
+
+    def locate_batches(
+        self, position: int, max_bytes: int, max_offset: int, *, min_one_batch: bool
+    ) -> tuple[int, BatchHeader | None, bool]:
+        """Where whole batches from ``position`` end, within ``max_bytes`` and before ``max_offset``.
+
+        Returns ``(end position, last batch header, exhausted)`` where ``exhausted``
+        means the range runs to the end of this segment (the caller may
         continue with the next one). With ``min_one_batch`` the first batch
-        is returned even when larger than ``max_bytes``. The cut point is
+        is included even when larger than ``max_bytes``. The cut point is
         found from the offset index, so the cost does not grow with the
-        number of batches read; the data is then read with one ``pread``.
+        number of batches; nothing but headers is read.
         """
         size = self.size
         if position >= size:
-            return b"", None, True
+            return position, None, True
         limit_end = size
         if max_offset < self.read_next_offset():
             found = self.translate_offset(max_offset)
@@ -323,20 +358,25 @@ class LogSegment:
                 p, h = found
                 limit_end = p + h.size if h.base_offset < max_offset else p
         if limit_end <= position:
-            return b"", None, False
+            return position, None, False
         window_end = min(limit_end, position + max(max_bytes, 0))
         last = self._last_whole_batch(position, window_end)
         if last is None:
             if not min_one_batch:
-                return b"", None, False
+                return position, None, False
             first = _make_header(_unpack_header(os.pread(self._fd, BATCH_HEADER_SIZE, position), 0))
             end = position + first.size
             if end > limit_end:
-                return b"", None, False
-            return os.pread(self._fd, first.size, position), first, end == size
+                return position, None, False
+            return end, first, end == size
         p, h = last
         cut = p + h.size
-        return os.pread(self._fd, cut - position, position), h, cut == size
+        return cut, h, cut == size
+
+    @property
+    def fd(self) -> int:
+        """The open ``.log`` file (for FileRecords, which duplicates it)."""
+        return self._fd
 
     def _last_whole_batch(self, position: int, window_end: int) -> tuple[int, BatchHeader] | None:
         """The last batch starting at/after ``position`` that ends by ``window_end``.

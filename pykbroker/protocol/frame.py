@@ -19,7 +19,7 @@ import struct
 from typing import Any, NamedTuple
 
 from .messages import API_NAMES, API_VERSION_RANGES, codec, is_flexible, request_codec, response_codec
-from .primitives import DecodeError, Msg
+from .primitives import DecodeError, Msg, OutFrame
 
 SIZE = struct.Struct(">i")
 _HEAD = struct.Struct(">hhi")
@@ -118,15 +118,16 @@ def encode_request(api_key: int, api_version: int, correlation_id: int, client_i
     return bytes(out)
 
 
-def encode_response(api_key: int, api_version: int, correlation_id: int, body: Any) -> bytearray:
-    """A size-prefixed response frame."""
-    out = bytearray(8)
+def encode_response(api_key: int, api_version: int, correlation_id: int, body: Any) -> OutFrame:
+    """A size-prefixed response frame; records held in files stay out of it as ``holes``
+    (the size prefix counts them), for the server to send from their source."""
+    out = OutFrame(8)
     _HEAD.pack_into(out, 0, 0, 0, 0)
     struct.pack_into(">i", out, 4, correlation_id)
     if response_header_version(api_key, api_version) == 1:
         out.append(0)  # empty tag buffer
     response_codec(api_key, api_version).encode_into(body, out)
-    SIZE.pack_into(out, 0, len(out) - 4)
+    SIZE.pack_into(out, 0, len(out) - 4 + out.hole_bytes)
     return out
 
 

@@ -115,7 +115,7 @@ def _stream_remaining(stream: Any) -> int:
 _PRELUDE = """
     from pykbroker.protocol.primitives import (
         Msg, DecodeError, read_uvarint, write_uvarint, ZERO_UUID, kparse_io, kbuild_io,
-        array_struct as _array_struct,
+        array_struct as _array_struct, external_bytes, _BYTES_LIKE,
     )
     from uuid import UUID
     from struct import Struct as _Struct
@@ -441,14 +441,69 @@ class Bytes(_Sized):
     """BYTES / NULLABLE_BYTES / COMPACT_BYTES / COMPACT_NULLABLE_BYTES."""
 
 
+class OutFrame(bytearray):
+    """An encoded frame that may leave *holes* for records held elsewhere (e.g. in a segment file).
+
+    ``holes`` lists ``(position, value)``: ``value``'s bytes belong at ``position`` of the frame but
+    are not copied into it; the server sends them from their source (sendfile). A plain bytearray
+    output gets the bytes copied in instead (see ``external_bytes``).
+    """
+
+    holes: list[tuple[int, Any]]
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.holes = []
+
+    @property
+    def hole_bytes(self) -> int:
+        return sum(len(v) for _, v in self.holes)
+
+
+def external_bytes(value: Any, out: bytearray) -> None:
+    """Append a RECORDS value that is not bytes-like: as a hole of an OutFrame, else its bytes."""
+    holes = getattr(out, "holes", None)
+    if holes is None:
+        out += value.tobytes()
+    else:
+        holes.append((len(out), value))
+
+
 class Records(Bytes):
-    """RECORDS: opaque record batches, handed on as a zero-copy memoryview of the frame."""
+    """RECORDS: opaque record batches, handed on as a zero-copy memoryview of the frame.
+
+    When encoding, a value that is not bytes-like (it has ``__len__`` and ``tobytes()``, e.g. a
+    range of a segment file) is not copied: it becomes a hole of the OutFrame being built.
+    """
 
     def _decode(self, raw: Any) -> Any:
         return memoryview(raw)
 
     def _slice_expr(self) -> str:
         return "buf[pos:end]"
+
+    def _encode(self, value: Any) -> Any:
+        return value if isinstance(value, (bytes, bytearray, memoryview)) else value.tobytes()
+
+    def emit_builder(self, code: CodeGen) -> str:
+        null = "out.append(0)" if self.compact else f"out += {self._len_struct().pack(-1)!r}"
+        if not self.nullable:
+            null = "raise TypeError('null in a non-nullable field')"
+
+        def make(name: str) -> str:
+            pre = "" if self.compact else f"_S_{name} = _Struct('>i')"
+            body = ["if value is None:", f"    {null}", "    return"]
+            if self.compact:
+                body += ["n = len(value) + 1"] + _UVARINT_WRITE
+            else:
+                body += [f"out += _S_{name}.pack(len(value))"]
+            body += ["if isinstance(value, _BYTES_LIKE):", "    out += value", "else:",
+                     "    external_bytes(value, out)"]
+            return _function(pre, f"def {name}(value, out):", body)
+        return self._emit_cached(code, "b", make)
+
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
 # --------------------------------------------------------------------------- arrays

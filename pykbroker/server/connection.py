@@ -18,6 +18,7 @@ from ..protocol.frame import API_VERSIONS, Request, UnsupportedApiError, decode_
 from ..protocol.messages import API_NAMES
 from ..protocol.primitives import DecodeError, EncodeError, Msg
 from .framing import FrameReader, FrameTooLarge
+from .send import send_response
 
 log = logging.getLogger("pykbroker.server")
 
@@ -73,9 +74,9 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, max_re
                 assert fallback is not None
                 fallback["error_code"] = ErrorCode.UNSUPPORTED_VERSION
                 out = encode_response(API_VERSIONS, 0, h.correlation_id, fallback)
-                await stream.send_all(out)
+                sent = await send_response(stream, out)
                 if observer is not None:
-                    observer.on_request(h.api_key, len(frame) + 4, len(out), time.perf_counter() - started)
+                    observer.on_request(h.api_key, len(frame) + 4, sent, time.perf_counter() - started)
                 continue
             h = request.header
             api_name = f"{API_NAMES[h.api_key]} v{h.api_version}"
@@ -86,8 +87,7 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, max_re
             sent = 0
             if response is not None:
                 out = encode_response(h.api_key, h.api_version, h.correlation_id, response)
-                await stream.send_all(out)
-                sent = len(out)
+                sent = await send_response(stream, out)
             if observer is not None:
                 observer.on_request(h.api_key, len(frame) + 4, sent, time.perf_counter() - started)
     except (DecodeError, FrameTooLarge, EOFError) as e:

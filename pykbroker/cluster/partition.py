@@ -1,0 +1,239 @@
+"""One partition as its leader sees it (Kafka's ``Partition``): log, producer state, watermarks, waiters.
+
+Everything that touches a partition goes through this object, so the facts replication and
+transactions hang off have one owner:
+- the high watermark (here the log end offset: every replica is this node) and the last stable
+  offset (equal to the high watermark until transactions exist);
+- leader id, leader epoch, replicas and ISR (single node: this node, epoch 0);
+- producer state: the idempotence check happens here, atomically with the append;
+- fetch waiters, woken when the *high watermark* moves.
+
+Disk work that may block stays off the event loop: an append is one ``pwrite`` into the page cache
+on the trio thread (atomic with its producer check: no await in between), while fsync
+(``flush.messages``/``flush.ms``, rolled segments) and segment deletion run in worker threads
+under the partition's I/O lock, so a slow disk delays only the produces that asked for a flush.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable, NamedTuple
+
+import trio
+
+from ..log.errors import KafkaStorageError
+from ..log.partition_log import AppendInfo, PartitionLog, ReadResult
+from ..log.producer_state import BatchMeta, ProducerStateManager
+from ..protocol.records import BatchHeader, iter_batches
+
+log = logging.getLogger("pykbroker.partition")
+
+READ_UNCOMMITTED, READ_COMMITTED = 0, 1
+#: Producer-state rebuild reads the headers of this many trailing segments.
+PRODUCER_STATE_SEGMENTS = 2
+
+#: Runs an async function in the background (the partition manager's nursery).
+Spawn = Callable[[Callable[[], Any]], None]
+
+
+class ProduceResult(NamedTuple):
+    """What a Produce partition entry reports; ``duplicate`` when the batch was already appended."""
+
+    base_offset: int
+    log_append_time_ms: int
+    log_start_offset: int
+    duplicate: bool = False
+
+
+class Partition:
+    def __init__(self, topic: str, index: int, plog: PartitionLog, node_id: int, spawn: Spawn | None = None) -> None:
+        self.topic = topic
+        self.index = index
+        self.log = plog
+        plog.deferred_io = True
+        self.node_id = node_id
+        self.leader_id = node_id
+        self.leader_epoch = 0
+        self.replicas: list[int] = [node_id]
+        self.isr: list[int] = [node_id]
+        self.producers = ProducerStateManager()
+        self.producers.rebuild(_trailing_headers(plog))
+        self._spawn = spawn
+        self._waiters: set[trio.Event] = set()
+        self._io_lock = trio.Lock()
+        self._flushed_offset = plog.recovery_point
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Partition({self.topic}-{self.index}, hw={self.high_watermark})"
+
+    # ------------------------------------------------------------------ offsets
+
+    @property
+    def high_watermark(self) -> int:
+        return self.log.log_end_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        return self.high_watermark
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.log.log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.log.log_end_offset
+
+    # ------------------------------------------------------------------ appends
+
+    async def append_records(self, records: Any) -> ProduceResult:
+        """A client's produce: producer checks, append, then the flush policy's fsync (in a thread).
+
+        Raises the log's and producer state's errors (mapped to Kafka codes by the handler);
+        an OSError from the disk becomes KafkaStorageError and changes nothing.
+        """
+        headers = [h for _, h in iter_batches(records)]
+        original = self._check_producers(headers)
+        if original is not None:
+            return ProduceResult(original.first_offset, -1, self.log_start_offset, duplicate=True)
+        info = self._append(records, headers, strict=True)
+        await self._after_append(info)
+        return ProduceResult(info.first_offset, info.log_append_time, info.log_start_offset)
+
+    def append_internal(self, records: bytes) -> AppendInfo:
+        """The broker's own records (coordinators): no client checks, no wait for a flush."""
+        info = self._append(records, [h for _, h in iter_batches(records)], strict=False)
+        if self.log.has_rolled_segments or self.log.flush_requested:
+            self._background(self._flush_pending)
+        return info
+
+    def _check_producers(self, headers: list[BatchHeader]) -> BatchMeta | None:
+        check_batches = getattr(self.producers, "check_batches", None)
+        if check_batches is not None:
+            return check_batches(headers)
+        for h in headers:
+            original = self.producers.check(h)
+            if original is not None:
+                if len(headers) == 1:
+                    return original
+                from ..protocol.records import InvalidRecordError
+                raise InvalidRecordError("a duplicate batch must be sent alone")
+        return None
+
+    def _append(self, records: Any, headers: list[BatchHeader], *, strict: bool) -> AppendInfo:
+        try:
+            info = self.log.append(records, strict=strict)
+        except OSError as e:  # e.g. creating the next segment's files on a full disk
+            raise KafkaStorageError(f"append to {self.log.directory} failed: {e}") from e
+        offset = info.first_offset
+        for h in headers:
+            self.producers.record(h, offset)
+            offset += h.last_offset_delta + 1
+        self._wake()  # single node: the high watermark moved with the append
+        return info
+
+    async def _after_append(self, info: AppendInfo) -> None:
+        if self.log.has_rolled_segments:
+            self._background(self._flush_rolled)
+        if self.log.flush_requested:
+            await self.flush(upto=info.last_offset + 1)
+
+    async def flush(self, upto: int | None = None) -> None:
+        """fsync the log in a worker thread; one fsync serves every append waiting behind it."""
+        target = self.log.log_end_offset if upto is None else upto
+        async with self._io_lock:
+            if self._closed or self._flushed_offset >= target:
+                return
+            end = self.log.log_end_offset
+            try:
+                await trio.to_thread.run_sync(self.log.flush)
+            except OSError as e:
+                raise KafkaStorageError(f"flush of {self.log.directory} failed: {e}") from e
+            self._flushed_offset = end
+
+    async def _flush_rolled(self) -> None:
+        async with self._io_lock:
+            if not self._closed:
+                await trio.to_thread.run_sync(self.log.flush_rolled)
+
+    async def _flush_pending(self) -> None:
+        await self._flush_rolled()
+        if self.log.flush_requested:
+            await self.flush()
+
+    async def flush_if_due(self) -> None:
+        """flush.ms: called periodically by the partition manager."""
+        if self.log.flush_due():
+            await self.flush()
+
+    def _background(self, fn: Callable[[], Any]) -> None:
+        if self._spawn is not None:
+            self._spawn(lambda: _logged(fn, self))
+        else:  # no broker nursery (a Broker used without run(), e.g. tools and unit tests): do it now
+            self.log.flush_rolled()
+            if self.log.flush_requested:
+                self.log.flush()
+
+    # ------------------------------------------------------------------ retention
+
+    async def delete_old_segments(self, now_ms: int | None = None) -> int:
+        """retention.ms / retention.bytes: segments leave the log at once, their files in a thread."""
+        n = self.log.delete_old_segments(now_ms)
+        await self._remove_deleted()
+        return n
+
+    async def delete_records(self, before_offset: int) -> int:
+        low = self.log.delete_records(before_offset)
+        await self._remove_deleted()
+        return low
+
+    async def _remove_deleted(self) -> None:
+        doomed = self.log.take_deleted_segments()
+        if doomed:
+            async with self._io_lock:
+                await trio.to_thread.run_sync(lambda: [seg.delete() for seg in doomed])
+
+    async def close(self) -> None:
+        """Stop background work on this partition (topic deletion); the log is closed by its owner."""
+        async with self._io_lock:
+            self._closed = True
+
+    # ------------------------------------------------------------------ reads
+
+    def read(self, fetch_offset: int, max_bytes: int, *, min_one_batch: bool, isolation_level: int = READ_UNCOMMITTED,
+             as_file_records: bool = True) -> ReadResult:
+        """Whole batches below the high watermark (read_committed: below the last stable offset)."""
+        upper = self.last_stable_offset if isolation_level == READ_COMMITTED else self.high_watermark
+        return self.log.read(fetch_offset, max_bytes, min_one_batch=min_one_batch, max_offset=upper,
+                             as_file_records=as_file_records)
+
+    def fetch_offset_by_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        return self.log.fetch_offset_by_timestamp(timestamp)
+
+    # ------------------------------------------------------------------ waiters
+
+    def add_waiter(self, event: trio.Event) -> None:
+        self._waiters.add(event)
+
+    def remove_waiter(self, event: trio.Event) -> None:
+        self._waiters.discard(event)
+
+    def _wake(self) -> None:
+        for event in self._waiters:
+            event.set()
+
+
+async def _logged(fn: Callable[[], Any], partition: Partition) -> None:
+    try:
+        await fn()
+    except (OSError, KafkaStorageError) as e:
+        log.error("%s-%d: background flush failed (retried on the next roll or flush): %s",
+                  partition.topic, partition.index, e)
+
+
+def _trailing_headers(plog: PartitionLog) -> Iterable[BatchHeader]:
+    for seg in plog.segments[-PRODUCER_STATE_SEGMENTS:]:
+        for _, h in seg.iter_headers(0):
+            yield h
+
