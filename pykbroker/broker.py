@@ -17,8 +17,9 @@ from typing import Mapping
 import trio
 
 from .config import BrokerConfig, parse_listener
-from .coordinator.consumer_group import ConsumerGroupCoordinator
+from .coordinator.consumer_group import ConsumerGroupCoordinator, ConsumerGroupLimits
 from .coordinator.group_coordinator import GroupCoordinator
+from .coordinator.offset_coordinator import GroupLimits
 from .handlers import HANDLERS, RequestContext
 from .log.checkpoint import read_int, write_int
 from .log.manager import LogManager, TopicInfo
@@ -65,10 +66,11 @@ class Broker:
         host, port = config.listen_host_port
         self.advertised: tuple[str, int] = (host, port)
         self.bound: tuple[str, int] | None = None
-        self.groups = GroupCoordinator(self._append_offsets, config.group_initial_rebalance_delay_ms,
-                                       config.offsets_retention_minutes * 60_000)
+        self.groups = GroupCoordinator(self._append_offsets, self._offsets_partitions(),
+                                       config.group_initial_rebalance_delay_ms,
+                                       config.offsets_retention_minutes * 60_000, GroupLimits.from_config(config))
         self.consumer_groups = ConsumerGroupCoordinator(
-            self._topic_layout, config.group_consumer_session_timeout_ms, config.group_consumer_heartbeat_interval_ms)
+            self._topic_layout, ConsumerGroupLimits.from_config(config), self.groups.status)
         self.groups.consumer_groups = self.consumer_groups
         self._load_offsets()
 
@@ -78,28 +80,23 @@ class Broker:
 
     # ------------------------------------------------------------------ __consumer_offsets
 
-    def _load_offsets(self) -> None:
-        """Committed offsets live as records in the internal topic; replay it to rebuild the view."""
+    def _offsets_partitions(self) -> int:
         topic = self.logs.topics.get(OFFSETS_TOPIC)
         if topic is None:
-            self.logs.create_topic(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions,
-                                   {"cleanup.policy": "compact"})
-            return
-        count = 0
-        for p in range(topic.partitions):
-            for _, data in self.logs.get_log(OFFSETS_TOPIC, p).iter_batches():
-                self.groups.offsets.apply(data)
-                count += 1
-        if count:
-            log.info("loaded committed offsets of %d group(s) from %d batch(es)", len(self.groups.offsets.groups()), count)
+            topic = self.logs.create_topic(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions,
+                                           {"cleanup.policy": "compact"})
+        return topic.partitions
 
-    def _append_offsets(self, group_id: str, batch: bytes) -> None:
-        partitions = self.logs.topic(OFFSETS_TOPIC).partitions
-        index = (_java_string_hash(group_id) & 0x7FFFFFFF) % partitions  # Kafka's partitionFor(groupId)
-        partition = self.partitions.get(OFFSETS_TOPIC, index)
-        if partition is None:
-            raise KafkaStorageError(f"{OFFSETS_TOPIC}-{index} is not available")
-        partition.append_internal(batch)
+    def _load_offsets(self) -> None:
+        """A single node leads every partition of the internal topic: the coordinator loads them all."""
+        for p in range(self.groups.partitions):
+            self.groups.load(p, (data for _, data in self.logs.get_log(OFFSETS_TOPIC, p).iter_batches()))
+
+    def _append_offsets(self, partition: int, batch: bytes) -> None:
+        target = self.partitions.get(OFFSETS_TOPIC, partition)
+        if target is None:
+            raise KafkaStorageError(f"{OFFSETS_TOPIC}-{partition} is not available")
+        target.append_internal(batch)
 
     # ------------------------------------------------------------------ identity
 
@@ -219,12 +216,6 @@ def _topic(info: TopicInfo) -> Topic:
     return Topic(info.name, info.topic_id, info.partitions, dict(info.configs), info.name.startswith("__"))
 
 
-def _java_string_hash(text: str) -> int:
-    """Java's String.hashCode, so groups land on the __consumer_offsets partition Kafka would pick."""
-    h = 0
-    for unit in text.encode("utf-16-be").hex(" ", 2).split():
-        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
 
 
 def _advertised(config: BrokerConfig, bound: tuple[str, int]) -> tuple[str, int]:

@@ -14,7 +14,7 @@ import base64
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import trio
 
@@ -28,6 +28,95 @@ LEAVE_EPOCH, STATIC_LEAVE_EPOCH = -1, -2
 
 #: topic name -> (topic id, partition count), or None when the topic does not exist
 TopicLookup = Callable[[str], "tuple[uuid.UUID, int] | None"]
+#: topic id -> sorted partitions
+Partitions = dict[uuid.UUID, list[int]]
+
+
+@dataclass(frozen=True)
+class ConsumerGroupLimits:
+    """group.consumer.* settings, checked against each other at start as Kafka's GroupCoordinatorConfig does."""
+
+    session_timeout_ms: int = 45000
+    heartbeat_interval_ms: int = 5000
+    min_session_timeout_ms: int = 45000
+    max_session_timeout_ms: int = 60000
+    min_heartbeat_interval_ms: int = 5000
+    max_heartbeat_interval_ms: int = 15000
+    max_size: int = 2**31 - 1
+
+    def __post_init__(self) -> None:
+        def require(ok: bool, what: str) -> None:
+            if not ok:
+                raise ValueError(f"invalid consumer group settings: {what}")
+        require(self.min_session_timeout_ms <= self.session_timeout_ms <= self.max_session_timeout_ms,
+                f"group.consumer.session.timeout.ms={self.session_timeout_ms} must be within "
+                f"group.consumer.min.session.timeout.ms={self.min_session_timeout_ms} and "
+                f"group.consumer.max.session.timeout.ms={self.max_session_timeout_ms}")
+        require(self.min_heartbeat_interval_ms <= self.heartbeat_interval_ms <= self.max_heartbeat_interval_ms,
+                f"group.consumer.heartbeat.interval.ms={self.heartbeat_interval_ms} must be within "
+                f"group.consumer.min.heartbeat.interval.ms={self.min_heartbeat_interval_ms} and "
+                f"group.consumer.max.heartbeat.interval.ms={self.max_heartbeat_interval_ms}")
+        require(self.heartbeat_interval_ms < self.session_timeout_ms,
+                "group.consumer.heartbeat.interval.ms must be below group.consumer.session.timeout.ms")
+
+    @classmethod
+    def from_config(cls, c: Any) -> "ConsumerGroupLimits":
+        return cls(c.group_consumer_session_timeout_ms, c.group_consumer_heartbeat_interval_ms,
+                   c.group_consumer_min_session_timeout_ms, c.group_consumer_max_session_timeout_ms,
+                   c.group_consumer_min_heartbeat_interval_ms, c.group_consumer_max_heartbeat_interval_ms,
+                   c.group_consumer_max_size)
+
+
+class ConsumerHeartbeat(NamedTuple):
+    """One ConsumerGroupHeartbeat: None fields are "unchanged since the last heartbeat"."""
+
+    group_id: str
+    member_id: str
+    member_epoch: int
+    instance_id: str | None = None
+    rack_id: str | None = None
+    rebalance_timeout_ms: int = -1
+    subscribed_topic_names: list[str] | None = None
+    server_assignor: str | None = None
+    owned: Partitions | None = None
+
+
+class ConsumerHeartbeatResult(NamedTuple):
+    error: ErrorCode
+    message: str | None = None
+    member_id: str | None = None
+    member_epoch: int = -1
+    heartbeat_interval_ms: int = 0
+    assignment: Partitions | None = None  # None: unchanged
+
+
+class DescribedPartitions(NamedTuple):
+    topic_id: uuid.UUID
+    topic_name: str
+    partitions: list[int]
+
+
+class ConsumerMemberDescription(NamedTuple):
+    member_id: str
+    instance_id: str | None
+    rack_id: str | None
+    member_epoch: int
+    client_id: str
+    client_host: str
+    subscribed: list[str]
+    assignment: list[DescribedPartitions]
+    target: list[DescribedPartitions]
+
+
+class ConsumerGroupDescription(NamedTuple):
+    error: ErrorCode
+    message: str | None
+    group_id: str
+    state: str
+    group_epoch: int = -1
+    assignment_epoch: int = -1
+    assignor: str = ""
+    members: tuple[ConsumerMemberDescription, ...] = ()
 
 
 @dataclass
@@ -77,23 +166,33 @@ def _minus(a: Assignment, b: Assignment) -> Assignment:
 
 
 class ConsumerGroupCoordinator:
-    def __init__(self, topics: TopicLookup, session_timeout_ms: int, heartbeat_interval_ms: int) -> None:
+    def __init__(self, topics: TopicLookup, limits: ConsumerGroupLimits = ConsumerGroupLimits(),
+                 availability: Callable[[str], ErrorCode] = lambda group_id: ErrorCode.NONE) -> None:
         self._topics = topics
-        self.session_timeout_ms = session_timeout_ms
-        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.limits = limits
+        self.session_timeout_ms = limits.session_timeout_ms
+        self.heartbeat_interval_ms = limits.heartbeat_interval_ms
+        self._availability = availability  # NOT_COORDINATOR / LOAD_IN_PROGRESS for groups not served here
         self.groups: dict[str, ConsumerGroup] = {}
 
-    def heartbeat(self, req: Any, client_id: str, client_host: str) -> dict[str, Any]:
+    def unload(self, on_partition: Callable[[str], bool]) -> None:
+        """Forget the groups of an unloaded __consumer_offsets partition (their members rejoin elsewhere)."""
+        for group_id in [g for g in self.groups if on_partition(g)]:
+            del self.groups[group_id]
+
+    def heartbeat(self, req: ConsumerHeartbeat, client_id: str, client_host: str) -> ConsumerHeartbeatResult:
         group_id, member_id, epoch = req.group_id, req.member_id, req.member_epoch
         if not group_id:
             return _error(ErrorCode.INVALID_GROUP_ID, "group id must not be empty")
+        code = self._availability(group_id)
+        if code:
+            return _error(code, f"this broker does not serve group {group_id} now")
         group = self.groups.get(group_id)
         now = trio.current_time()
         if epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
             if group is not None and member_id in group.members:
                 self._remove(group, group.members[member_id], "left the group")
-            return {"error_code": 0, "error_message": None, "member_id": member_id, "member_epoch": epoch,
-                    "heartbeat_interval_ms": self.heartbeat_interval_ms, "assignment": None}
+            return ConsumerHeartbeatResult(ErrorCode.NONE, None, member_id, epoch, self.heartbeat_interval_ms)
         if epoch == 0:
             if req.subscribed_topic_names is None:
                 return _error(ErrorCode.INVALID_REQUEST, "SubscribedTopicNames must be set when joining")
@@ -115,6 +214,9 @@ class ConsumerGroupCoordinator:
                         old.member_epoch, old.last_sent = 0, None
                         group.members[member_id] = old
                         member = old
+                if member is None and len(group.members) >= self.limits.max_size:
+                    return _error(ErrorCode.GROUP_MAX_SIZE_REACHED,
+                                  f"group {group_id} has reached group.consumer.max.size={self.limits.max_size}")
                 if member is None:
                     member_id = member_id or _new_member_id()
                     member = group.members[member_id] = ConsumerMember(
@@ -137,19 +239,24 @@ class ConsumerGroupCoordinator:
             group.group_epoch += 1
         self._refresh_target(group)
         owned = None
-        if req.topic_partitions is not None:
-            owned = {self._name_of(tp.topic_id): set(tp.partitions) for tp in req.topic_partitions}
-            owned.pop(None, None)  # type: ignore[call-overload]
+        if req.owned is not None:
+            owned = {}
+            for topic_id, partitions in req.owned.items():
+                name = self._name_of(topic_id)
+                if name is not None:
+                    owned[name] = set(partitions)
         self._reconcile(group, member, owned)
-        assignment = None
+        assignment: Partitions | None = None
         current = _copy(member.assigned)
         if member.last_sent != current:
             member.last_sent = current
-            assignment = {"topic_partitions": [{"topic_id": self._id_of(t), "partitions": sorted(p)}
-                                               for t, p in sorted(current.items()) if self._id_of(t) is not None]}
-        return {"error_code": 0, "error_message": None, "member_id": member.member_id,
-                "member_epoch": member.member_epoch, "heartbeat_interval_ms": self.heartbeat_interval_ms,
-                "assignment": assignment}
+            assignment = {}
+            for t, p in sorted(current.items()):
+                topic_id = self._id_of(t)
+                if topic_id is not None:
+                    assignment[topic_id] = sorted(p)
+        return ConsumerHeartbeatResult(ErrorCode.NONE, None, member.member_id, member.member_epoch,
+                                       self.heartbeat_interval_ms, assignment)
 
     # ------------------------------------------------------------------ assignment
 
@@ -233,31 +340,32 @@ class ConsumerGroupCoordinator:
             return ErrorCode.STALE_MEMBER_EPOCH
         return ErrorCode.NONE
 
-    def describe(self, group_id: str) -> dict[str, Any]:
+    def describe(self, group_id: str) -> ConsumerGroupDescription:
+        code = self._availability(group_id)
+        if code:
+            return ConsumerGroupDescription(code, f"this broker does not serve group {group_id} now", group_id, "Dead")
         group = self.groups.get(group_id)
         if group is None:
-            return {"error_code": ErrorCode.GROUP_ID_NOT_FOUND, "error_message": f"group {group_id} not found",
-                    "group_id": group_id, "group_state": "Dead", "group_epoch": -1, "assignment_epoch": -1,
-                    "assignor_name": "", "members": []}
+            return ConsumerGroupDescription(ErrorCode.GROUP_ID_NOT_FOUND, f"group {group_id} not found",
+                                            group_id, "Dead")
 
-        def described(a: Assignment) -> dict[str, Any]:
-            return {"topic_partitions": [{"topic_id": self._id_of(t), "topic_name": t, "partitions": sorted(p)}
-                                         for t, p in sorted(a.items()) if self._id_of(t) is not None]}
-        return {"error_code": 0, "error_message": None, "group_id": group_id, "group_state": group.state,
-                "group_epoch": group.group_epoch, "assignment_epoch": group.assignment_epoch,
-                "assignor_name": group.assignor,
-                "members": [{"member_id": m.member_id, "instance_id": m.instance_id, "rack_id": m.rack_id,
-                             "member_epoch": m.member_epoch, "client_id": m.client_id, "client_host": m.client_host,
-                             "subscribed_topic_names": m.subscribed, "subscribed_topic_regex": None,
-                             "assignment": described(m.assigned),
-                             "target_assignment": described(group.target.get(m.member_id, {}))}
-                            for m in group.members.values()]}
+        def described(a: Assignment) -> list[DescribedPartitions]:
+            out = []
+            for t, p in sorted(a.items()):
+                topic_id = self._id_of(t)
+                if topic_id is not None:
+                    out.append(DescribedPartitions(topic_id, t, sorted(p)))
+            return out
+        members = tuple(ConsumerMemberDescription(
+            m.member_id, m.instance_id, m.rack_id, m.member_epoch, m.client_id, m.client_host, m.subscribed,
+            described(m.assigned), described(group.target.get(m.member_id, {}))) for m in group.members.values())
+        return ConsumerGroupDescription(ErrorCode.NONE, None, group_id, group.state, group.group_epoch,
+                                        group.assignment_epoch, group.assignor, members)
 
 
 def _new_member_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _error(code: ErrorCode, message: str) -> dict[str, Any]:
-    return {"error_code": code, "error_message": message, "member_id": None, "member_epoch": -1,
-            "heartbeat_interval_ms": 0, "assignment": None}
+def _error(code: ErrorCode, message: str) -> ConsumerHeartbeatResult:
+    return ConsumerHeartbeatResult(code, message)

@@ -3,15 +3,21 @@
     Empty --join--> PreparingRebalance --all joined--> CompletingRebalance --leader syncs--> Stable
       ^                    ^  |                               |                               |
       +---last member out--+  +--------any change (join of a new member, leave, expiry)-------+
+
+Members that got their JoinGroup answer but have not sent SyncGroup are "pending sync"; if any still
+is at the rebalance timeout, they are removed and the group rebalances (Kafka's pending-sync timer),
+so a leader that never syncs cannot stall its group.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, TypeVar
 
 import trio
+
+from .results import JoinResult, SyncResult
 
 
 class GroupState(str, enum.Enum):
@@ -22,16 +28,21 @@ class GroupState(str, enum.Enum):
     DEAD = "Dead"
 
 
-class Future:
-    """One parked request's answer (a JoinGroup or SyncGroup waiting for the rebalance)."""
+T = TypeVar("T")
+
+
+class Future(Generic[T]):
+    """One parked request's answer (a JoinGroup or SyncGroup waiting for the rebalance).
+
+    A member that sends the same request again while parked shares the future: both get the answer."""
 
     __slots__ = ("_event", "value")
 
     def __init__(self) -> None:
         self._event = trio.Event()
-        self.value: Any = None
+        self.value: T | None = None
 
-    def set(self, value: Any) -> None:
+    def set(self, value: T) -> None:
         if not self._event.is_set():
             self.value = value
             self._event.set()
@@ -40,8 +51,13 @@ class Future:
     def done(self) -> bool:
         return self._event.is_set()
 
-    async def wait(self) -> Any:
-        await self._event.wait()
+    async def wait(self, timeout_s: float, on_timeout: T) -> T:
+        """The answer, or `on_timeout` if none came in time (a safety net: the timers answer first)."""
+        with trio.move_on_after(timeout_s):
+            await self._event.wait()
+        if not self._event.is_set():
+            self.set(on_timeout)
+        assert self.value is not None
         return self.value
 
 
@@ -57,8 +73,8 @@ class Member:
     protocols: list[tuple[str, bytes]]
     last_heartbeat: float
     assignment: bytes = b""
-    join_future: Future | None = None
-    sync_future: Future | None = None
+    join_future: "Future[JoinResult] | None" = None
+    sync_future: "Future[SyncResult] | None" = None
 
     def metadata(self, protocol: str) -> bytes:
         for name, metadata in self.protocols:
@@ -88,6 +104,13 @@ class Group:
     pending_members: dict[str, float] = field(default_factory=dict)  # MEMBER_ID_REQUIRED: id -> deadline
     rebalance_deadline: float = 0.0
     initial_delay_until: float = 0.0
+    pending_sync: set[str] = field(default_factory=set)  # joined this generation, no SyncGroup yet
+    sync_deadline: float = 0.0
+
+    @property
+    def rebalance_timeout_s(self) -> float:
+        """The group's rebalance timeout: the largest of its members' (Kafka's rule)."""
+        return max((m.rebalance_timeout_ms for m in self.members.values()), default=0) / 1000
 
     def supports(self, protocol_type: str, protocols: list[tuple[str, bytes]], member_id: str = "") -> bool:
         """A joining member must speak the group's protocol type and one protocol every other member has."""

@@ -35,17 +35,17 @@ class OffsetStore:
     # ------------------------------------------------------------------ changes as records
 
     def commit_records(self, group: str, offsets: dict[tuple[str, int], CommittedOffset]) -> bytes:
-        return _batch([(encode_offset_key(OffsetKey(group, t, p)), encode_offset_value(v))
+        return records_batch([(encode_offset_key(OffsetKey(group, t, p)), encode_offset_value(v))
                        for (t, p), v in offsets.items()])
 
     def delete_records(self, group: str, partitions: Iterable[tuple[str, int]]) -> bytes:
-        return _batch([(encode_offset_key(OffsetKey(group, t, p)), None) for t, p in partitions])
+        return records_batch([(encode_offset_key(OffsetKey(group, t, p)), None) for t, p in partitions])
 
     def delete_group_records(self, group: str) -> bytes:
         pairs: list[tuple[bytes, bytes | None]] = [
             (encode_offset_key(OffsetKey(group, t, p)), None) for t, p in self._groups.get(group, {})]
         pairs.append((encode_group_key(group), None))
-        return _batch(pairs)
+        return records_batch(pairs)
 
     def expired(self, retention_ms: int, now_ms: int, active_groups: set[str]) -> dict[str, list[tuple[str, int]]]:
         """Offsets of groups without members older than offsets.retention.minutes (Kafka 2.1+ rule)."""
@@ -62,21 +62,26 @@ class OffsetStore:
 
     def apply(self, batch: bytes) -> None:
         for record in decode_records(batch):
-            if record.key is None:
-                continue
-            key = decode_key(record.key)
-            if isinstance(key, OffsetKey):
-                offsets = self._groups.setdefault(key.group, {})
-                if record.value is None:
-                    offsets.pop((key.topic, key.partition), None)
-                    if not offsets:
-                        del self._groups[key.group]
-                else:
-                    offsets[(key.topic, key.partition)] = decode_offset_value(record.value)
-            elif isinstance(key, str) and record.value is None:
-                self._groups.pop(key, None)
+            if record.key is not None:
+                self.apply_record(decode_key(record.key), record.value)
 
+    def apply_record(self, key: OffsetKey | str | None, value: bytes | None) -> None:
+        """One decoded record: an offset commit or its tombstone, or a group's tombstone."""
+        if isinstance(key, OffsetKey):
+            offsets = self._groups.setdefault(key.group, {})
+            if value is None:
+                offsets.pop((key.topic, key.partition), None)
+                if not offsets:
+                    del self._groups[key.group]
+            else:
+                offsets[(key.topic, key.partition)] = decode_offset_value(value)
+        elif isinstance(key, str) and value is None:
+            self._groups.pop(key, None)
 
-def _batch(pairs: list[tuple[bytes, bytes | None]]) -> bytes:
+    def drop(self, group: str) -> None:
+        """Forget a group's offsets in memory only (its partition was unloaded; the records stay)."""
+        self._groups.pop(group, None)
+
+def records_batch(pairs: list[tuple[bytes, bytes | None]]) -> bytes:
     now = int(time.time() * 1000)
     return build_batch([Record(i, 0, k, v, []) for i, (k, v) in enumerate(pairs)], base_timestamp=now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..coordinator.consumer_group import ConsumerHeartbeat, DescribedPartitions
 from ..protocol.primitives import Msg
 from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
 
@@ -11,18 +12,35 @@ if TYPE_CHECKING:
     from ..broker import Broker
 
 
-
 @handles("CONSUMER_GROUP_HEARTBEAT", 0, 0)
 async def consumer_group_heartbeat(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
-    result = broker.consumer_groups.heartbeat(req, ctx.client_id or "", ctx.client_host)
-    return Msg(throttle_time_ms=0, **result)
+    owned = None if req.topic_partitions is None else {tp.topic_id: list(tp.partitions) for tp in req.topic_partitions}
+    call = ConsumerHeartbeat(req.group_id, req.member_id, req.member_epoch, req.instance_id, req.rack_id,
+                             req.rebalance_timeout_ms, req.subscribed_topic_names, req.server_assignor, owned)
+    r = broker.consumer_groups.heartbeat(call, ctx.client_id or "", ctx.client_host)
+    assignment = None if r.assignment is None else {
+        "topic_partitions": [{"topic_id": t, "partitions": p} for t, p in r.assignment.items()]}
+    return Msg(throttle_time_ms=0, error_code=r.error, error_message=r.message, member_id=r.member_id,
+               member_epoch=r.member_epoch, heartbeat_interval_ms=r.heartbeat_interval_ms, assignment=assignment)
+
+
+def _partitions(described: list[DescribedPartitions]) -> dict:
+    return {"topic_partitions": [{"topic_id": d.topic_id, "topic_name": d.topic_name, "partitions": d.partitions}
+                                 for d in described]}
 
 
 @handles("CONSUMER_GROUP_DESCRIBE", 0, 0)
 async def consumer_group_describe(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     groups = []
     for group_id in req.group_ids:
-        described = broker.consumer_groups.describe(group_id)
-        described["authorized_operations"] = AUTHORIZED_OPERATIONS_OMITTED
-        groups.append(described)
+        d = broker.consumer_groups.describe(group_id)
+        groups.append({
+            "error_code": d.error, "error_message": d.message, "group_id": d.group_id, "group_state": d.state,
+            "group_epoch": d.group_epoch, "assignment_epoch": d.assignment_epoch, "assignor_name": d.assignor,
+            "members": [{"member_id": m.member_id, "instance_id": m.instance_id, "rack_id": m.rack_id,
+                         "member_epoch": m.member_epoch, "client_id": m.client_id, "client_host": m.client_host,
+                         "subscribed_topic_names": m.subscribed, "subscribed_topic_regex": None,
+                         "assignment": _partitions(m.assignment), "target_assignment": _partitions(m.target)}
+                        for m in d.members],
+            "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED})
     return Msg(throttle_time_ms=0, groups=groups)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..coordinator.group import GroupState
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
 from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
@@ -38,27 +37,27 @@ async def find_coordinator(broker: "Broker", ctx: RequestContext, req: Msg) -> M
 
 @handles("JOIN_GROUP", 0, 9)
 async def join_group(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
-    result = await broker.groups.join(
+    r = await broker.groups.join(
         req.group_id, req.member_id, req.get("group_instance_id"), req.protocol_type,
         [(p.name, bytes(p.metadata)) for p in req.protocols], req.session_timeout_ms,
         req.get("rebalance_timeout_ms", -1), ctx.client_id or "", ctx.client_host,
         require_known_member_id=ctx.api_version >= 4)
-    if ctx.api_version < 7 and result.get("protocol_name") is None:
-        result["protocol_name"] = ""  # not nullable before v7
-    return Msg(throttle_time_ms=0, **result)
+    protocol_name = r.protocol_name if r.protocol_name is not None or ctx.api_version >= 7 else ""  # nullable v7+
+    return Msg(throttle_time_ms=0, error_code=r.error, generation_id=r.generation, protocol_type=r.protocol_type,
+               protocol_name=protocol_name, leader=r.leader, skip_assignment=r.skip_assignment,
+               member_id=r.member_id,
+               members=[{"member_id": m.member_id, "group_instance_id": m.group_instance_id, "metadata": m.metadata}
+                        for m in r.members])
 
 
 @handles("SYNC_GROUP", 0, 5)
 async def sync_group(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
-    result = await broker.groups.sync(
+    r = await broker.groups.sync(
         req.group_id, req.member_id, req.get("group_instance_id"), req.generation_id,
         req.get("protocol_type"), req.get("protocol_name"),
         {a.member_id: bytes(a.assignment) for a in req.assignments})
-    code = result.get("error_code", 0)
-    if code not in (0, None) and "assignment" not in result:
-        result = {"error_code": code, "protocol_type": None, "protocol_name": None, "assignment": b""}
-    return Msg(throttle_time_ms=0, error_code=code, protocol_type=result.get("protocol_type"),
-               protocol_name=result.get("protocol_name"), assignment=result.get("assignment", b""))
+    return Msg(throttle_time_ms=0, error_code=r.error, protocol_type=r.protocol_type,
+               protocol_name=r.protocol_name, assignment=r.assignment)
 
 
 @handles("HEARTBEAT", 0, 4)
@@ -75,51 +74,36 @@ async def leave_group(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
         leaving = [(req.member_id, None)]
     code, results = broker.groups.leave(req.group_id, leaving)
     if ctx.api_version < 3 and results:
-        code = results[0]["error_code"]
-    return Msg(throttle_time_ms=0, error_code=code, members=results)
+        code = results[0].error
+    return Msg(throttle_time_ms=0, error_code=code,
+               members=[{"member_id": r.member_id, "group_instance_id": r.group_instance_id, "error_code": r.error}
+                        for r in results])
 
 
 @handles("LIST_GROUPS", 0, 5)
 async def list_groups(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     states = {s.lower() for s in req.get("states_filter", [])}
     types = {t.lower() for t in req.get("types_filter", [])}
-    groups = []
-    for group_id in broker.groups.group_ids():
-        state = broker.groups.state_of(group_id)
-        if state is None or (states and state.value.lower() not in states) or (types and "classic" not in types):
-            continue
-        group = broker.groups.groups.get(group_id)
-        groups.append({"group_id": group_id, "protocol_type": (group.protocol_type if group else None) or "consumer",
-                       "group_state": state.value, "group_type": "classic"})
-    for group_id, cgroup in sorted(broker.consumer_groups.groups.items()):
-        if (states and cgroup.state.lower() not in states) or (types and "consumer" not in types):
-            continue
-        groups.append({"group_id": group_id, "protocol_type": "consumer", "group_state": cgroup.state,
-                       "group_type": "consumer"})
-    return Msg(throttle_time_ms=0, error_code=0, groups=groups)
+    code, listings = broker.groups.list_groups()
+    groups = [{"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state,
+               "group_type": g.group_type}
+              for g in listings
+              if (not states or g.state.lower() in states) and (not types or g.group_type in types)]
+    return Msg(throttle_time_ms=0, error_code=code, groups=groups)
 
 
 @handles("DESCRIBE_GROUPS", 0, 5)
 async def describe_groups(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     out = []
     for group_id in req.groups:
-        state = broker.groups.state_of(group_id)
-        group = broker.groups.groups.get(group_id)
-        entry = {"error_code": 0, "group_id": group_id, "group_state": (state or GroupState.DEAD).value,
-                 "protocol_type": "", "protocol_data": "", "members": [],
-                 "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
-        if group is not None and group.members:
-            protocol = group.protocol_name or ""
-            stable = group.state == GroupState.STABLE
-            entry.update(protocol_type=group.protocol_type or "", protocol_data=protocol if stable else "",
-                         members=[{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
-                                   "client_id": m.client_id, "client_host": m.client_host,
-                                   "member_metadata": m.metadata(protocol) if stable else b"",
-                                   "member_assignment": m.assignment if stable else b""}
-                                  for m in group.members.values()])
-        elif state is not None:
-            entry["protocol_type"] = (group.protocol_type if group else None) or "consumer"
-        out.append(entry)
+        d = broker.groups.describe(group_id)
+        out.append({"error_code": d.error, "group_id": d.group_id, "group_state": d.state,
+                    "protocol_type": d.protocol_type, "protocol_data": d.protocol,
+                    "members": [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
+                                 "client_id": m.client_id, "client_host": m.client_host,
+                                 "member_metadata": m.metadata, "member_assignment": m.assignment}
+                                for m in d.members],
+                    "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED})
     return Msg(throttle_time_ms=0, groups=out)
 
 

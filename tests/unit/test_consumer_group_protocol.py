@@ -8,9 +8,10 @@ from typing import Any
 import trio
 
 from pykbroker.coordinator.assignors import range_assign, uniform_assign
-from pykbroker.coordinator.consumer_group import ConsumerGroupCoordinator
+from pykbroker.coordinator.consumer_group import (
+    ConsumerGroupCoordinator, ConsumerGroupLimits, ConsumerHeartbeat, ConsumerHeartbeatResult,
+)
 from pykbroker.protocol.errors import ErrorCode
-from pykbroker.protocol.primitives import Msg
 
 TOPIC_ID = uuid.uuid4()
 
@@ -31,41 +32,41 @@ def test_uniform_assignor_is_balanced_and_sticky() -> None:
 
 
 def heartbeat(coord: ConsumerGroupCoordinator, member_id: str, epoch: int, owned: list[int] | None = None,
-              topics: list[str] | None = None) -> dict[str, Any]:
-    req = Msg(group_id="g", member_id=member_id, member_epoch=epoch, instance_id=None, rack_id=None,
-              rebalance_timeout_ms=30000, subscribed_topic_names=topics, server_assignor=None,
-              topic_partitions=None if owned is None else [Msg(topic_id=TOPIC_ID, partitions=owned)])
+              topics: list[str] | None = None) -> ConsumerHeartbeatResult:
+    req = ConsumerHeartbeat("g", member_id, epoch, rebalance_timeout_ms=30000, subscribed_topic_names=topics,
+                            owned=None if owned is None else {TOPIC_ID: owned})
     return coord.heartbeat(req, "client", "/127.0.0.1")
 
 
-def parts(response: dict[str, Any]) -> set[int] | None:
-    a = response["assignment"]
-    return None if a is None else {p for tp in a["topic_partitions"] for p in tp["partitions"]}
+def parts(response: ConsumerHeartbeatResult) -> set[int] | None:
+    a = response.assignment
+    return None if a is None else {p for ps in a.values() for p in ps}
 
 
 def test_second_member_gets_partitions_only_after_the_first_revokes_them() -> None:
     async def scenario() -> None:
-        coord = ConsumerGroupCoordinator(lambda name: (TOPIC_ID, 4) if name == "t" else None, 45000, 1000)
+        coord = ConsumerGroupCoordinator(lambda name: (TOPIC_ID, 4) if name == "t" else None,
+                                         ConsumerGroupLimits(heartbeat_interval_ms=1000, min_heartbeat_interval_ms=1000))
         a = heartbeat(coord, "", 0, topics=["t"])
-        assert a["error_code"] == 0 and parts(a) == {0, 1, 2, 3}
-        a_id, a_epoch = a["member_id"], a["member_epoch"]
+        assert a.error == 0 and parts(a) == {0, 1, 2, 3}
+        a_id, a_epoch = a.member_id, a.member_epoch
         b = heartbeat(coord, "", 0, topics=["t"])
-        b_id = b["member_id"]
+        b_id = b.member_id
         assert parts(b) == set()  # target has two partitions for b, but a still owns them
         a2 = heartbeat(coord, a_id, a_epoch, owned=[0, 1, 2, 3])
         kept = parts(a2)
-        assert kept is not None and len(kept) == 2 and a2["member_epoch"] == a_epoch  # revoke first
+        assert kept is not None and len(kept) == 2 and a2.member_epoch == a_epoch  # revoke first
         a3 = heartbeat(coord, a_id, a_epoch, owned=sorted(kept))  # a reports the others gone
-        assert a3["member_epoch"] > a_epoch
-        b2 = heartbeat(coord, b_id, b["member_epoch"], owned=[])
+        assert a3.member_epoch > a_epoch
+        b2 = heartbeat(coord, b_id, b.member_epoch, owned=[])
         assert parts(b2) == {0, 1, 2, 3} - kept
         described = coord.describe("g")
-        assert described["group_state"] == "Stable" and len(described["members"]) == 2
-        assert heartbeat(coord, b_id, 99)["error_code"] == ErrorCode.FENCED_MEMBER_EPOCH
-        assert heartbeat(coord, "nobody", 1)["error_code"] == ErrorCode.UNKNOWN_MEMBER_ID
+        assert described.state == "Stable" and len(described.members) == 2
+        assert heartbeat(coord, b_id, 99).error == ErrorCode.FENCED_MEMBER_EPOCH
+        assert heartbeat(coord, "nobody", 1).error == ErrorCode.UNKNOWN_MEMBER_ID
         left = heartbeat(coord, b_id, -1)
-        assert left["member_epoch"] == -1 and len(coord.describe("g")["members"]) == 1
-        assert coord.commit_check("g", a_id, a3["member_epoch"]) == ErrorCode.NONE
+        assert left.member_epoch == -1 and len(coord.describe("g").members) == 1
+        assert coord.commit_check("g", a_id, a3.member_epoch) == ErrorCode.NONE
         assert coord.commit_check("g", a_id, 0) == ErrorCode.STALE_MEMBER_EPOCH
 
     trio.run(scenario)
