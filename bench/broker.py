@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import socket
 import statistics
 import subprocess
@@ -22,6 +23,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Sequence
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -41,24 +43,52 @@ def cpu_seconds(pid: int) -> float:
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+    return status_mib(pid, "VmRSS")
+
+
+def status_mib(pid: int, field: str) -> float:
+    """A memory figure of /proc/PID/status in MiB (VmRSS now, VmHWM the peak so far); 0 once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
 
-def start_broker(data_dir: str) -> tuple[subprocess.Popen[bytes], str, float]:
-    port = free_port()
+def start_broker(data_dir: str, settings: Sequence[str] = (), port: int | None = None,
+                 timeout_s: float = 30) -> tuple[subprocess.Popen[bytes], str, float]:
+    """Start `python -m pykbroker serve` as a user would; `settings` are KEY=VALUE for --set.
+
+    Returns the process, its "host:port" and the start-to-ready time (the "ready" line on stdout)."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "pykbroker", "serve", "--listen", f"127.0.0.1:{port}",
+               "--data-dir", data_dir, "--log-level", "WARNING"]
+    for item in settings:
+        command += ["--set", item]
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "pykbroker", "--listen", f"127.0.0.1:{port}",
-                             "--data-dir", data_dir, "--log-level", "WARNING"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
-    line = proc.stdout.readline()
-    ready = time.perf_counter() - started
+    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+    line = proc.stdout.readline() if ready else b""
     if b"ready" not in line:
-        raise RuntimeError(f"broker did not start: {line!r}")
-    return proc, f"127.0.0.1:{port}", ready
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"broker did not start within {timeout_s} s: {line!r}")
+    return proc, f"127.0.0.1:{port}", time.perf_counter() - started
+
+
+def stop_broker(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def create(bootstrap: str, topic: str) -> None:
@@ -198,8 +228,7 @@ def main() -> None:
                 print(f"broker RSS {rss_mib(proc.pid):.0f} MiB while holding {held_mib():.0f} MiB of data")
         finally:
             if proc:
-                proc.terminate()
-                proc.wait(10)
+                stop_broker(proc)
 
 
 if __name__ == "__main__":
