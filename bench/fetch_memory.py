@@ -27,7 +27,7 @@ import time
 import uuid
 from pathlib import Path
 
-from broker import create, produce, rss_mib, start_broker, status_mib, stop_broker
+from broker import cpu_seconds, create, produce, rss_mib, start_broker, status_mib, stop_broker
 
 MIB = 1 << 20
 FETCH_MAX_BYTES = 100 * MIB  # 104857600, the consumer setting under test
@@ -105,7 +105,7 @@ def phase_consumers(proc_pid: int, bootstrap: str, topic: str, count: int, args:
     out = ctx.Queue()
     workers = [ctx.Process(target=consume_all, args=(bootstrap, topic, count, args.timeout, out), daemon=True)
                for _ in range(args.consumers)]
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), cpu_seconds(proc_pid)
     with RssWatch(proc_pid, args.max_rss_gb * 1024) as watch:
         for w in workers:
             w.start()
@@ -117,6 +117,7 @@ def phase_consumers(proc_pid: int, bootstrap: str, topic: str, count: int, args:
                 break
         elapsed = time.perf_counter() - started
         hwm = status_mib(proc_pid, "VmHWM")
+        cpu = cpu_seconds(proc_pid) - cpu0
     for w in workers:
         w.join(5)
         if w.is_alive():
@@ -127,7 +128,7 @@ def phase_consumers(proc_pid: int, bootstrap: str, topic: str, count: int, args:
     print(f"  broker idle RSS {idle:.0f} MiB, peak RSS {max(hwm, watch.peak):.0f} MiB (VmHWM {hwm:.0f}, "
           f"sampled max {watch.peak:.0f}), +{max(hwm, watch.peak) - idle:.0f} MiB over idle")
     print(f"  consumed {mib:.0f} MiB ({records} records) in {elapsed:.1f} s: {mib / elapsed:.1f} MiB/s total; "
-          f"{complete}/{args.consumers} consumers read everything{'; BROKER KILLED' if watch.killed else ''}")
+          f"{complete}/{args.consumers} consumers read everything; broker CPU {cpu:.1f} s, {len(watch.samples)} RSS samples{'; BROKER KILLED' if watch.killed else ''}")
 
 
 def fetch_frame(topic: str, correlation_id: int) -> bytes:
