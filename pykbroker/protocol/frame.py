@@ -88,7 +88,8 @@ def decode_request_header(frame: Any) -> tuple[RequestHeader, int]:
             f"{API_NAMES[api_key]} v{api_version} is outside Kafka's range v{low}-v{high}", header)
     hv = request_header_version(api_key, api_version)
     h, pos = codec("request_header", hv).decode(view)
-    return RequestHeader(api_key, api_version, correlation_id, h.client_id, hv), pos
+    # Header v0 (ControlledShutdown v0) has no client id field at all.
+    return RequestHeader(api_key, api_version, correlation_id, h.get("client_id"), hv), pos
 
 
 def decode_request(frame: Any) -> Request:
