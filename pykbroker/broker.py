@@ -199,6 +199,11 @@ class Broker:
 
     # ------------------------------------------------------------------ requests
 
+    @staticmethod
+    def serves(api_key: int, api_version: int) -> bool:
+        handler = HANDLERS.get(api_key)
+        return handler is not None and handler.min_version <= api_version <= handler.max_version
+
     async def dispatch(self, request: Request, conn: ConnectionInfo) -> Msg | None:
         h = request.header
         handler = HANDLERS.get(h.api_key)
@@ -215,7 +220,7 @@ class Broker:
         host, port = self.config.listen_host_port
         try:
             async with trio.open_nursery() as nursery:
-                self.bound = await nursery.start(partial(serve, observer=self.observer), self.dispatch, host, port,
+                self.bound = await nursery.start(partial(serve, observer=self.observer, served=self.serves), self.dispatch, host, port,
                                                  server_limits(self.config))
                 self.advertised = _advertised(self.config, self.bound)
                 nursery.start_soon(self._housekeeping)

@@ -36,6 +36,8 @@ class ConnectionInfo(NamedTuple):
 #: The dispatcher answers a decoded request with a response body, or None for no response
 #: (acks=0 produce). It raises UnsupportedApiError for an api it does not serve.
 Dispatch = Callable[[Request, ConnectionInfo], Awaitable[Msg | None]]
+#: Whether the dispatcher serves (api_key, api_version): asked before a request's body is decoded.
+Served = Callable[[int, int], bool]
 
 
 class ServerObserver(Protocol):
@@ -74,7 +76,8 @@ async def _send(stream: Any, out: Any) -> None:
 
 async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, connection_id: int, *,
                            limits: ServerLimits = ServerLimits(), pool: MemoryPool | None = None,
-                           logs: ServerLogs | None = None, observer: ServerObserver | None = None) -> None:
+                           logs: ServerLogs | None = None, observer: ServerObserver | None = None,
+                           served: Served | None = None) -> None:
     peer = _peer_name(stream)
     info = ConnectionInfo(peer, connection_id)
     pool = pool if pool is not None else MemoryPool(limits.queued_max_request_bytes)
@@ -99,7 +102,7 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, connec
                     started = time.perf_counter() if observer is not None else 0.0
                     api_name = _api_name(frame)
                     with timer.paused():
-                        api_key, out = await _answer(frame, dispatch, info)
+                        api_key, out = await _answer(frame, dispatch, info, served)
                     del frame  # the request is handled: its memory goes back before the response is sent
                 finally:
                     pool.release(size)
@@ -131,10 +134,11 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, connec
             await stream.aclose()
 
 
-async def _answer(frame: memoryview, dispatch: Dispatch, info: ConnectionInfo) -> tuple[int, Any]:
+async def _answer(frame: memoryview, dispatch: Dispatch, info: ConnectionInfo,
+                  served: Served | None) -> tuple[int, Any]:
     """Decode, dispatch and encode one request: (api key, response frame or None)."""
     try:
-        request = decode_request(frame)
+        request = decode_request(frame, served)
     except UnsupportedApiError as e:
         h = e.header
         if h.api_key != API_VERSIONS:
@@ -168,5 +172,5 @@ def _peer_name(stream: trio.SocketStream) -> str:
     try:
         host, port = stream.socket.getpeername()[:2]
         return f"{host}:{port}"
-    except OSError:
+    except (OSError, AttributeError):  # AttributeError: not a socket (in-memory streams in tests)
         return "?"

@@ -11,7 +11,7 @@ from typing import Callable
 
 import trio
 
-from .connection import Dispatch, ServerLogs, ServerObserver, serve_connection
+from .connection import Dispatch, Served, ServerLogs, ServerObserver, serve_connection
 from .limits import ServerLimits
 from .memory_pool import MemoryPool
 from .quotas import ConnectionQuotas, resolve_overrides
@@ -26,9 +26,11 @@ LOG_FLUSH_S = 10.0
 
 async def serve(dispatch: Dispatch, host: str, port: int, limits: ServerLimits = ServerLimits(),
                 *, observer: ServerObserver | None = None, logs: ServerLogs | None = None,
+                served: Served | None = None,
                 task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen on host:port (0 picks a free port); reports the bound (host, port) via task_status.
-    `observer` (optional) sees connections and requests, e.g. for metrics."""
+    `observer` (optional) sees connections and requests, e.g. for metrics; `served` (optional)
+    says which (api key, version) pairs `dispatch` serves, so others are refused before their body."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     for listener in listeners:
         listener.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -43,7 +45,7 @@ async def serve(dispatch: Dispatch, host: str, port: int, limits: ServerLimits =
         try:
             stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             await serve_connection(stream, dispatch, next(ids), limits=limits, pool=pool, logs=logs,
-                                   observer=observer)
+                                   observer=observer, served=served)
         finally:
             quotas.closed(ip)
 
