@@ -31,7 +31,9 @@ from .protocol.frame import Request, UnsupportedApiError
 from .protocol.messages import API_NAMES
 from .protocol.primitives import Msg
 from .server.connection import ConnectionInfo, ServerObserver
+from .server.limits import ServerLimits
 from .server.listener import serve
+from .server.quotas import parse_overrides
 from .tools.config_file import parse_properties
 
 log = logging.getLogger("pykbroker")
@@ -159,6 +161,11 @@ class Broker:
 
     # ------------------------------------------------------------------ requests
 
+    @staticmethod
+    def serves(api_key: int, api_version: int) -> bool:
+        handler = HANDLERS.get(api_key)
+        return handler is not None and handler.min_version <= api_version <= handler.max_version
+
     async def dispatch(self, request: Request, conn: ConnectionInfo) -> Msg | None:
         h = request.header
         handler = HANDLERS.get(h.api_key)
@@ -175,8 +182,8 @@ class Broker:
         host, port = self.config.listen_host_port
         try:
             async with trio.open_nursery() as nursery:
-                self.bound = await nursery.start(partial(serve, observer=self.observer), self.dispatch, host, port,
-                                                 self.config.socket_request_max_bytes)
+                self.bound = await nursery.start(partial(serve, observer=self.observer, served=self.serves), self.dispatch, host, port,
+                                                 server_limits(self.config))
                 self.advertised = _advertised(self.config, self.bound)
                 self.partitions.attach(nursery)
                 nursery.start_soon(self._housekeeping)
@@ -210,6 +217,18 @@ class Broker:
         """Flush and close every segment (clean shutdown)."""
         self.logs.close()
         log.info("closed logs in %s", self.data_dir)
+
+
+def server_limits(config: BrokerConfig) -> ServerLimits:
+    """The server layer's settings from the broker config."""
+    return ServerLimits(
+        max_request_bytes=config.socket_request_max_bytes,
+        connections_max_idle_ms=config.connections_max_idle_ms,
+        max_connections=config.max_connections,
+        max_connections_per_ip=config.max_connections_per_ip,
+        max_connections_per_ip_overrides=parse_overrides(config.max_connections_per_ip_overrides),
+        queued_max_request_bytes=config.queued_max_request_bytes,
+    )
 
 
 def _topic(info: TopicInfo) -> Topic:

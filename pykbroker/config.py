@@ -83,6 +83,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("connections.max.idle.ms", _int, 600000, "Close a connection idle (nothing read, nothing sent) for this long.", 1),
     Setting("max.connections", _int, 2147483647, "Most client connections the broker accepts at once.", 0),
     Setting("max.connections.per.ip", _int, 2147483647, "Most client connections from one IP address.", 0),
+    Setting("max.connections.per.ip.overrides", _str, "", "Per-IP (or host name) limits overriding max.connections.per.ip: "
+            "\"host:count,host:count\".", None),
     Setting("queued.max.request.bytes", _int, -1, "Bytes of received requests held in memory across all connections "
             "(-1: bounded only by socket.request.max.bytes per connection).", -1),
 )

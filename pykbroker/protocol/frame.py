@@ -16,7 +16,7 @@ it whatever version it asked for (KIP-511).
 from __future__ import annotations
 
 import struct
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from .messages import API_NAMES, API_VERSION_RANGES, codec, is_flexible, request_codec, response_codec
 from .primitives import DecodeError, Msg, OutFrame
@@ -88,11 +88,16 @@ def decode_request_header(frame: Any) -> tuple[RequestHeader, int]:
             f"{API_NAMES[api_key]} v{api_version} is outside Kafka's range v{low}-v{high}", header)
     hv = request_header_version(api_key, api_version)
     h, pos = codec("request_header", hv).decode(view)
-    return RequestHeader(api_key, api_version, correlation_id, h.client_id, hv), pos
+    # Header v0 (ControlledShutdown v0) has no client id field at all.
+    return RequestHeader(api_key, api_version, correlation_id, h.get("client_id"), hv), pos
 
 
-def decode_request(frame: Any) -> Request:
+def decode_request(frame: Any, served: Callable[[int, int], bool] | None = None) -> Request:
     """A whole request frame (without its size prefix) -> header and body.
+
+    `served(api_key, api_version)`, if given, is asked before the body is read: like Kafka's
+    SocketServer (parseRequestHeader), an api that is not served raises UnsupportedApiError
+    whatever its body holds.
 
     Bytes after the body are ignored, as Kafka's broker does: librdkafka 2.x relies on it (its
     Metadata v9+ "all topics" request keeps a 4-byte placeholder where a 1-byte compact array
@@ -100,6 +105,9 @@ def decode_request(frame: Any) -> Request:
     """
     view = frame if isinstance(frame, memoryview) else memoryview(frame)
     header, pos = decode_request_header(view)
+    if served is not None and not served(header.api_key, header.api_version):
+        raise UnsupportedApiError(f"{API_NAMES[header.api_key]} v{header.api_version} is not served by this broker",
+                                  header)
     body, end = request_codec(header.api_key, header.api_version).decode(view, pos)
     return Request(header, body, len(view) - end)
 

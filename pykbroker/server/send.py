@@ -43,6 +43,7 @@ async def send_response(stream: trio.SocketStream, frame: OutFrame | bytes | byt
 async def _send_file_records(stream: trio.SocketStream, value: Any) -> int:
     sock = stream.socket
     out_fd = sock.fileno()
+    progress = getattr(stream, "note_progress", None)
     total = 0
     for r in value.ranges:
         offset, remaining = r.position, r.size
@@ -65,5 +66,7 @@ async def _send_file_records(stream: trio.SocketStream, value: Any) -> int:
             offset += n
             remaining -= n
             total += n
+            if progress is not None:
+                progress()
         await trio.sleep(0)  # let other connections run between ranges of a large response
     return total
