@@ -65,3 +65,13 @@ class UnknownTopicOrPartitionError(LogError, KeyError):
 
 class InvalidPartitionsError(LogError, ValueError):
     error_code = 37
+
+
+class UnreadableMetadataError(LogError, ValueError):
+    """A metadata file (topic json, partition.metadata, meta.properties...) cannot be read.
+
+    Start-up stops with this rather than guess: guessing wrong would delete or hide data.
+    The message names the file and says what to do.
+    """
+
+    error_code = 56  # KAFKA_STORAGE_ERROR if it ever reaches a client
