@@ -67,7 +67,13 @@ class InvalidPartitionsError(LogError, ValueError):
     error_code = 37
 
 
-class UnreadableMetadataError(LogError, ValueError):
+class StartupError(LogError, ValueError):
+    """The data directory cannot be served as it is; the CLI prints the message and exits 2."""
+
+    error_code = 56
+
+
+class UnreadableMetadataError(StartupError):
     """A metadata file (topic json, partition.metadata, meta.properties...) cannot be read.
 
     Start-up stops with this rather than guess: guessing wrong would delete or hide data.

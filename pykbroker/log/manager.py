@@ -433,7 +433,10 @@ class LogManager:
                 d = self._partition_dir(info.name, p)
                 if not d.exists():
                     made.append(d)
-                plogs[p] = _storage(f"cannot create partition directory {d}", self._open_partition, info, p)
+                try:
+                    plogs[p] = _storage(f"cannot create partition directory {d}", self._open_partition, info, p)
+                except UnreadableMetadataError as exc:  # a leftover directory in the way
+                    raise KafkaStorageError(str(exc)) from exc
             if self.fsync:
                 _storage(f"cannot fsync {self.log_dir}", fsync_dir, self.log_dir)
         except BaseException:
