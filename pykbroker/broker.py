@@ -194,14 +194,18 @@ class Broker:
                            validate_only: bool = False) -> Topic:
         """CreateTopics: validated and installed on the event loop, written in a worker thread."""
         async with self._topic_lock:
-            info = self.logs.prepare_create_topic(name, partitions, configs, reserve=not validate_only)
-            if validate_only:
-                return _topic(info)
-            try:
-                plogs = await trio.to_thread.run_sync(self.logs.write_new_topic, info)
-                self.logs.install_topic(info, plogs)
-            finally:
-                self.logs.abort_create(name)
+            return await self._create_topic_locked(name, partitions, configs, validate_only)
+
+    async def _create_topic_locked(self, name: str, partitions: int, configs: Mapping[str, str | None],
+                                   validate_only: bool = False) -> Topic:
+        info = self.logs.prepare_create_topic(name, partitions, configs, reserve=not validate_only)
+        if validate_only:
+            return _topic(info)
+        try:
+            plogs = await trio.to_thread.run_sync(self.logs.write_new_topic, info)
+            self.logs.install_topic(info, plogs)
+        finally:
+            self.logs.abort_create(name)
         log.info("created topic %s with %d partition(s)", name, partitions)
         return _topic(info)
 
@@ -234,22 +238,22 @@ class Broker:
     async def delete_topic(self, name: str) -> None:
         """DeleteTopics: directories renamed *-delete (worker thread), forgotten, then removed in
         the background. Like Kafka, internal topics may be deleted too; __consumer_offsets is
-        created again at once (Kafka re-creates it on the next FindCoordinator), empty."""
+        created again at once (Kafka re-creates it on the next FindCoordinator), empty, before
+        any commit can find it missing."""
         async with self._topic_lock:
             info = self.logs.topic(name)
             doomed = await trio.to_thread.run_sync(self.logs.write_topic_deletion, info)
             for key in [k for k in self._partitions if k[0] == name]:
                 del self._partitions[key]
             self.logs.forget_topic(name)
-        self._doomed_send.send_nowait(doomed)
-        log.info("deleted topic %s", name)
-        if name == OFFSETS_TOPIC:
-            log.warning("the internal topic %s was deleted: every group's committed offsets are gone", name)
-            self.groups.offsets = type(self.groups.offsets)()
-            await self.create_topic(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions,
-                                    {"cleanup.policy": "compact"})
-        else:
-            self.groups.delete_topic_offsets(name)
+            self._doomed_send.send_nowait(doomed)
+            log.info("deleted topic %s", name)
+            if name == OFFSETS_TOPIC:
+                log.warning("the internal topic %s was deleted: every group's committed offsets are gone", name)
+                self.groups.offsets = type(self.groups.offsets)()
+                await self._create_topic_locked(OFFSETS_TOPIC, info.partitions, {"cleanup.policy": "compact"})
+                return
+        self.groups.delete_topic_offsets(name)
 
     async def _remove_deleted_dirs(self) -> None:
         """Background: remove renamed *-delete directories off the event loop."""
