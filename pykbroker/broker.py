@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import uuid
 from dataclasses import dataclass
 from functools import partial
@@ -21,11 +22,11 @@ from .coordinator.consumer_group import ConsumerGroupCoordinator, ConsumerGroupL
 from .coordinator.group_coordinator import GroupCoordinator
 from .coordinator.offset_coordinator import GroupLimits
 from .handlers import HANDLERS, RequestContext
-from .log.checkpoint import read_int, write_int
-from .log.manager import LogManager, TopicInfo
 from .cluster.partition import Partition
 from .cluster.partition_manager import PartitionManager
-from .log.errors import KafkaStorageError
+from .log.checkpoint import write_atomic, write_int
+from .log.errors import KafkaStorageError, StartupError, TopicExistsError, UnreadableMetadataError
+from .log.manager import LogManager, TopicInfo, remove_dirs
 from .log.segment import now_ms
 from .protocol.frame import Request, UnsupportedApiError
 from .protocol.messages import API_NAMES
@@ -39,7 +40,10 @@ from .tools.config_file import parse_properties
 log = logging.getLogger("pykbroker")
 
 PRODUCER_ID_BLOCK = 1000
+PRODUCER_ID_BLOCK_FILE = "producer-id-block"
 OFFSETS_TOPIC = "__consumer_offsets"
+#: Kafka's Topic.isInternal: exactly these two; any other "__name" is an ordinary topic.
+INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, "__transaction_state"})
 GROUP_TICK_S = 0.1
 
 
@@ -62,9 +66,19 @@ class Broker:
         self.data_dir = config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.cluster_id = self._load_cluster_id()
+        self._producer_id_limit = self._read_producer_id_block()
+        self._next_producer_id = self._producer_id_limit  # the first id asked for takes a new block
+        self._producer_id_lock = trio.Lock()
         self.logs = LogManager.open(self.data_dir, config.log_config)
         self.partitions = PartitionManager(self.logs, self.node_id)
-        self._next_producer_id, self._producer_id_limit = 0, 0
+        #: Serialises topic metadata changes, whose disk part runs in a worker thread.
+        self._topic_lock = trio.Lock()
+        # Directories renamed *-delete, removed in a worker thread by _remove_deleted_dirs.
+        self._doomed_send, self._doomed_recv = trio.open_memory_channel[list[Path]](math.inf)
+        pending = self.logs.take_pending_deletions()
+        if pending:
+            log.info("removing %d directory(ies) of earlier topic deletions in the background", len(pending))
+            self._doomed_send.send_nowait(pending)
         host, port = config.listen_host_port
         self.advertised: tuple[str, int] = (host, port)
         self.bound: tuple[str, int] | None = None
@@ -105,26 +119,54 @@ class Broker:
     def _load_cluster_id(self) -> str:
         """Like Kafka's meta.properties: the cluster id is chosen once and kept with the data."""
         path = self.data_dir / "meta.properties"
-        props = _read_properties(path)
+        try:
+            props = _read_properties(path)
+        except (OSError, ValueError) as exc:
+            raise UnreadableMetadataError(f"cannot read {path}: {exc}; refusing to start (repair the file)") from exc
         configured = self.config.cluster_id
         if props.get("cluster.id") and configured and props["cluster.id"] != configured:
-            raise ValueError(f"{path} belongs to cluster {props['cluster.id']}, not the configured {configured}")
+            raise StartupError(f"{path} belongs to cluster {props['cluster.id']}, not the configured {configured}")
         cluster_id = props.get("cluster.id") or configured or \
             base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if props.get("cluster.id") != cluster_id:
-            path.write_text(f"version=1\ncluster.id={cluster_id}\nnode.id={self.node_id}\n")
+            write_atomic(path, f"version=1\ncluster.id={cluster_id}\nnode.id={self.node_id}\n".encode())
         return cluster_id
 
-    def next_producer_id(self) -> int:
-        """Producer ids are taken in blocks whose end is persisted first, so none is ever reused."""
-        if self._next_producer_id >= self._producer_id_limit:
-            path = self.data_dir / "producer-id-block"
-            start = read_int(path) or 0
-            write_int(path, start + PRODUCER_ID_BLOCK)
-            self._next_producer_id, self._producer_id_limit = start, start + PRODUCER_ID_BLOCK
-        pid = self._next_producer_id
-        self._next_producer_id += 1
-        return pid
+    def _read_producer_id_block(self) -> int:
+        """End of the last producer-id block handed out (0: none yet). Unreadable: refuse to start,
+        since guessing low would issue ids again that producers still use."""
+        path = self.data_dir / PRODUCER_ID_BLOCK_FILE
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise UnreadableMetadataError(f"cannot read {path}: {exc}") from exc
+        try:
+            value = int(text.strip())
+            if value < 0:
+                raise ValueError("negative")
+        except ValueError:
+            raise UnreadableMetadataError(
+                f"{path} does not hold a producer id ({text[:40]!r}); refusing to start so that no producer id "
+                f"is issued twice: write in it a number above every producer id in use") from None
+        return value
+
+    async def next_producer_id(self) -> int:
+        """Producer ids are taken in blocks whose end is persisted (off the event loop) first,
+        so none is ever reused. KafkaStorageError if the block cannot be persisted."""
+        async with self._producer_id_lock:
+            if self._next_producer_id >= self._producer_id_limit:
+                path = self.data_dir / PRODUCER_ID_BLOCK_FILE
+                start = self._producer_id_limit
+                try:
+                    await trio.to_thread.run_sync(write_int, path, start + PRODUCER_ID_BLOCK)
+                except OSError as exc:
+                    raise KafkaStorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+                self._next_producer_id, self._producer_id_limit = start, start + PRODUCER_ID_BLOCK
+            pid = self._next_producer_id
+            self._next_producer_id += 1
+            return pid
 
     # ------------------------------------------------------------------ topics
 
@@ -139,22 +181,75 @@ class Broker:
         info = self.logs.topic_by_id(topic_id)
         return _topic(info) if info else None
 
-    def create_topic(self, name: str, partitions: int, configs: Mapping[str, str | None],
-                     validate_only: bool = False) -> Topic:
-        info = self.logs.create_topic(name, partitions, configs, validate_only=validate_only)
-        if not validate_only:
-            log.info("created topic %s with %d partition(s)", name, partitions)
+    async def create_topic(self, name: str, partitions: int, configs: Mapping[str, str | None],
+                           validate_only: bool = False) -> Topic:
+        """CreateTopics: validated and installed on the event loop, written in a worker thread."""
+        async with self._topic_lock:
+            return await self._create_topic_locked(name, partitions, configs, validate_only)
+
+    async def _create_topic_locked(self, name: str, partitions: int, configs: Mapping[str, str | None],
+                                   validate_only: bool = False) -> Topic:
+        info = self.logs.prepare_create_topic(name, partitions, configs, reserve=not validate_only)
+        if validate_only:
+            return _topic(info)
+        try:
+            plogs = await trio.to_thread.run_sync(self.logs.write_new_topic, info)
+            self.logs.install_topic(info, plogs)
+        finally:
+            self.logs.abort_create(name)
+        log.info("created topic %s with %d partition(s)", name, partitions)
         return _topic(info)
 
-    def auto_create_topic(self, name: str) -> Topic:
-        return self.create_topic(name, self.config.num_partitions, {})
+    async def auto_create_topic(self, name: str) -> Topic:
+        """Metadata's auto-creation; a concurrent request that created it first wins."""
+        try:
+            return await self.create_topic(name, self.config.num_partitions, {})
+        except TopicExistsError:
+            topic = self.topic(name)
+            if topic is None:
+                raise
+            return topic
 
-    def delete_topic(self, name: str) -> None:
-        for partition in self.partitions.drop_topic(name):
-            partition._closed = True
-        self.logs.delete_topic(name)
+    async def create_partitions(self, name: str, total: int, validate_only: bool = False) -> None:
+        async with self._topic_lock:
+            new = self.logs.prepare_create_partitions(name, total)
+            if not validate_only:
+                plogs = await trio.to_thread.run_sync(self.logs.write_new_partitions, new)
+                self.logs.install_partitions(new, plogs)
+                log.info("topic %s now has %d partitions", name, total)
+
+    async def set_topic_configs(self, name: str, configs: Mapping[str, str | None],
+                                validate_only: bool = False) -> None:
+        async with self._topic_lock:
+            new = self.logs.prepare_topic_configs(name, configs)
+            if not validate_only:
+                await trio.to_thread.run_sync(self.logs.write_topic_configs, new)
+                self.logs.install_topic_configs(new)
+
+    async def delete_topic(self, name: str) -> None:
+        """DeleteTopics: directories renamed *-delete (worker thread), forgotten, then removed in
+        the background. Like Kafka, internal topics may be deleted too; __consumer_offsets is
+        created again at once (Kafka re-creates it on the next FindCoordinator), empty, before
+        any commit can find it missing."""
+        async with self._topic_lock:
+            info = self.logs.topic(name)
+            doomed = await trio.to_thread.run_sync(self.logs.write_topic_deletion, info)
+            for partition in self.partitions.drop_topic(name):
+                await partition.close()
+            self.logs.forget_topic(name)
+            self._doomed_send.send_nowait(doomed)
+            log.info("deleted topic %s", name)
+            if name == OFFSETS_TOPIC:
+                log.warning("the internal topic %s was deleted: every group's committed offsets are gone", name)
+                self.groups.offsets = type(self.groups.offsets)()
+                await self._create_topic_locked(OFFSETS_TOPIC, info.partitions, {"cleanup.policy": "compact"})
+                return
         self.groups.delete_topic_offsets(name)
-        log.info("deleted topic %s", name)
+
+    async def _remove_deleted_dirs(self) -> None:
+        """Background: remove renamed *-delete directories off the event loop."""
+        async for paths in self._doomed_recv:
+            await trio.to_thread.run_sync(remove_dirs, paths)
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get(topic, index)
@@ -187,6 +282,7 @@ class Broker:
                 self.advertised = _advertised(self.config, self.bound)
                 self.partitions.attach(nursery)
                 nursery.start_soon(self._housekeeping)
+                nursery.start_soon(self._remove_deleted_dirs)
                 task_status.started(self.bound)
         finally:
             self.partitions.attach(None)
@@ -232,7 +328,7 @@ def server_limits(config: BrokerConfig) -> ServerLimits:
 
 
 def _topic(info: TopicInfo) -> Topic:
-    return Topic(info.name, info.topic_id, info.partitions, dict(info.configs), info.name.startswith("__"))
+    return Topic(info.name, info.topic_id, info.partitions, dict(info.configs), info.name in INTERNAL_TOPICS)
 
 
 

@@ -11,11 +11,14 @@ import logging
 import re
 import signal
 import sys
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .config import BrokerConfig, ConfigError
 from .tools.client import ToolError
 from .tools.logfmt import FORMATS, LEVELS, setup_logging
+
+if TYPE_CHECKING:
+    from .log.errors import StartupError
 
 log = logging.getLogger("pykbroker")
 
@@ -263,15 +266,17 @@ def run_serve(args: argparse.Namespace) -> int:
         if error is None:
             raise
         print(f"pykbroker: cannot start: {error}", file=sys.stderr)
-        return 1
+        return 1 if isinstance(error, OSError) else 2
     return 0
 
 
-def _startup_error(e: BaseException) -> OSError | None:
-    """An OSError (address in use, permission denied...), possibly inside trio's exception groups."""
+def _startup_error(e: BaseException) -> OSError | StartupError | None:
+    """An OSError (address in use, permission denied...) or a data directory the broker refuses
+    to serve (StartupError, exit 2), possibly inside trio's exception groups."""
+    from .log.errors import StartupError
     while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
         e = e.exceptions[0]
-    return e if isinstance(e, OSError) else None
+    return e if isinstance(e, (OSError, StartupError)) else None
 
 
 # ---------------------------------------------------------------------------- dispatch

@@ -109,17 +109,8 @@ class Partition:
         return info
 
     def _check_producers(self, headers: list[BatchHeader]) -> BatchMeta | None:
-        check_batches = getattr(self.producers, "check_batches", None)
-        if check_batches is not None:
-            return check_batches(headers)
-        for h in headers:
-            original = self.producers.check(h)
-            if original is not None:
-                if len(headers) == 1:
-                    return original
-                from ..protocol.records import InvalidRecordError
-                raise InvalidRecordError("a duplicate batch must be sent alone")
-        return None
+        """Kafka's producer checks for one request's batches, in order; a duplicate returns the original."""
+        return self.producers.check_batches(headers)
 
     def _append(self, records: Any, headers: list[BatchHeader], *, strict: bool) -> AppendInfo:
         try:

@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..config import SETTINGS
-from ..log.errors import InvalidConfigError, InvalidPartitionsError, KafkaStorageError, OffsetOutOfRangeError
+from ..log.errors import (
+    InvalidConfigError,
+    InvalidPartitionsError,
+    KafkaStorageError,
+    OffsetOutOfRangeError,
+    UnknownTopicOrPartitionError,
+)
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
 from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
@@ -44,9 +50,13 @@ async def create_partitions(broker: "Broker", ctx: RequestContext, req: Msg) -> 
             code, message = ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"replicas must be on this broker ({broker.node_id})"
         else:
             try:
-                broker.logs.create_partitions(t.name, t.count, validate_only=req.validate_only)
+                await broker.create_partitions(t.name, t.count, validate_only=req.validate_only)
             except InvalidPartitionsError as e:
                 code, message = ErrorCode.INVALID_PARTITIONS, str(e)
+            except UnknownTopicOrPartitionError as e:
+                code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, str(e)
+            except KafkaStorageError as e:
+                code, message = ErrorCode.KAFKA_STORAGE_ERROR, str(e)
         results.append({"name": t.name, "error_code": code, "error_message": message})
     return Msg(throttle_time_ms=0, results=results)
 
@@ -117,9 +127,13 @@ async def incremental_alter_configs(broker: "Broker", ctx: RequestContext, req: 
                 out.update(error_code=ErrorCode.INVALID_REQUEST, error_message=f"unknown operation {c.config_operation}")
         if not out["error_code"]:
             try:
-                broker.logs.set_topic_configs(r.resource_name, configs, validate_only=req.validate_only)
+                await broker.set_topic_configs(r.resource_name, configs, validate_only=req.validate_only)
             except InvalidConfigError as e:
                 out.update(error_code=ErrorCode.INVALID_CONFIG, error_message=str(e))
+            except UnknownTopicOrPartitionError as e:
+                out.update(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, error_message=str(e))
+            except KafkaStorageError as e:
+                out.update(error_code=ErrorCode.KAFKA_STORAGE_ERROR, error_message=str(e))
         responses.append(out)
     return Msg(throttle_time_ms=0, responses=responses)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..log.errors import InvalidTopicError
+from ..log.errors import InvalidTopicError, KafkaStorageError
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import ZERO_UUID, Msg
 from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
@@ -32,7 +32,7 @@ async def metadata(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
                 # As Kafka: topic ids may only be looked up from v12 (names are not nullable in v10-11 responses).
                 topics.append(_error("", ErrorCode.INVALID_REQUEST, topic_id))
                 continue
-            topics.append(_lookup(broker, name, topic_id, allow_auto))
+            topics.append(await _lookup(broker, name, topic_id, allow_auto))
     host, port = broker.advertised
     return Msg(
         throttle_time_ms=0,
@@ -44,7 +44,7 @@ async def metadata(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     )
 
 
-def _lookup(broker: "Broker", name: str | None, topic_id: Any, allow_auto: bool) -> dict[str, Any]:
+async def _lookup(broker: "Broker", name: str | None, topic_id: Any, allow_auto: bool) -> dict[str, Any]:
     if name is None:
         topic = broker.topic_by_id(topic_id)
         if topic is None:
@@ -53,9 +53,11 @@ def _lookup(broker: "Broker", name: str | None, topic_id: Any, allow_auto: bool)
     topic = broker.topic(name)
     if topic is None and allow_auto:
         try:
-            topic = broker.auto_create_topic(name)
+            topic = await broker.auto_create_topic(name)
         except InvalidTopicError:
             return _error(name, ErrorCode.INVALID_TOPIC_EXCEPTION)
+        except KafkaStorageError:
+            return _error(name, ErrorCode.KAFKA_STORAGE_ERROR)
     if topic is None:
         return _error(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     return _topic(broker, topic)

@@ -1,11 +1,22 @@
-"""CreateTopics and DeleteTopics (single node: replication factor 1, this node leads everything)."""
+"""CreateTopics and DeleteTopics (single node: replication factor 1, this node leads everything).
+
+The broker writes topic metadata in a worker thread; a failing disk (ENOSPC, EIO) is answered
+per topic with KAFKA_STORAGE_ERROR and leaves the topic as it was.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..log.errors import InvalidConfigError, InvalidPartitionsError, InvalidTopicError, TopicExistsError
+from ..log.errors import (
+    InvalidConfigError,
+    InvalidPartitionsError,
+    InvalidTopicError,
+    KafkaStorageError,
+    TopicExistsError,
+    UnknownTopicOrPartitionError,
+)
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import ZERO_UUID, Msg
 from .registry import RequestContext, handles
@@ -18,11 +29,11 @@ log = logging.getLogger("pykbroker.topics")
 
 @handles("CREATE_TOPICS", 0, 7)
 async def create_topics(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
-    results = [_create(broker, t, req.get("validate_only", False)) for t in req.topics]
+    results = [await _create(broker, t, req.get("validate_only", False)) for t in req.topics]
     return Msg(throttle_time_ms=0, topics=results)
 
 
-def _create(broker: "Broker", t: Msg, validate_only: bool) -> dict[str, Any]:
+async def _create(broker: "Broker", t: Msg, validate_only: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"name": t.name, "topic_id": ZERO_UUID, "error_code": 0, "error_message": None,
                            "num_partitions": -1, "replication_factor": -1, "configs": None}
     partitions = t.num_partitions
@@ -50,7 +61,7 @@ def _create(broker: "Broker", t: Msg, validate_only: bool) -> dict[str, Any]:
                      f"replication factor {replication} is larger than the 1 available broker")
     configs = {c.name: c.value for c in t.configs}
     try:
-        topic = broker.create_topic(t.name, partitions, configs, validate_only=validate_only)
+        topic = await broker.create_topic(t.name, partitions, configs, validate_only=validate_only)
     except TopicExistsError as e:
         return _fail(out, ErrorCode.TOPIC_ALREADY_EXISTS, str(e) or f"topic '{t.name}' already exists")
     except InvalidTopicError as e:
@@ -59,6 +70,9 @@ def _create(broker: "Broker", t: Msg, validate_only: bool) -> dict[str, Any]:
         return _fail(out, ErrorCode.INVALID_CONFIG, str(e))
     except InvalidPartitionsError as e:
         return _fail(out, ErrorCode.INVALID_PARTITIONS, str(e))
+    except KafkaStorageError as e:
+        log.error("CreateTopics %s: %s", t.name, e)
+        return _fail(out, ErrorCode.KAFKA_STORAGE_ERROR, str(e))
     out.update(topic_id=topic.topic_id, num_partitions=partitions, replication_factor=replication,
                configs=[{"name": k, "value": v, "read_only": False, "config_source": 1 if k in configs else 5,
                          "is_sensitive": False} for k, v in sorted(broker.logs.topics[t.name].config.to_kafka_configs().items())]
@@ -77,10 +91,10 @@ async def delete_topics(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
         wanted = [(t.name, t.topic_id) for t in req.topics]
     else:
         wanted = [(name, ZERO_UUID) for name in req.topic_names]
-    return Msg(throttle_time_ms=0, responses=[_delete(broker, name, topic_id) for name, topic_id in wanted])
+    return Msg(throttle_time_ms=0, responses=[await _delete(broker, name, topic_id) for name, topic_id in wanted])
 
 
-def _delete(broker: "Broker", name: str | None, topic_id: Any) -> dict[str, Any]:
+async def _delete(broker: "Broker", name: str | None, topic_id: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"name": name, "topic_id": topic_id, "error_code": 0, "error_message": None}
     topic = broker.topic(name) if name is not None else broker.topic_by_id(topic_id)
     if topic is None:
@@ -88,6 +102,12 @@ def _delete(broker: "Broker", name: str | None, topic_id: Any) -> dict[str, Any]
         return _fail(out, code, "no such topic")
     if not broker.config.delete_topic_enable:
         return _fail(out, ErrorCode.TOPIC_DELETION_DISABLED, "delete.topic.enable is false")
-    broker.delete_topic(topic.name)
     out.update(name=topic.name, topic_id=topic.topic_id)
+    try:
+        await broker.delete_topic(topic.name)
+    except UnknownTopicOrPartitionError:  # deleted meanwhile by a concurrent request
+        return _fail(out, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "no such topic")
+    except KafkaStorageError as e:
+        log.error("DeleteTopics %s: %s", topic.name, e)
+        return _fail(out, ErrorCode.KAFKA_STORAGE_ERROR, str(e))
     return out

@@ -1,20 +1,27 @@
-"""Tiny durable state files kept in a partition directory.
+"""Tiny durable state files: partition checkpoints and broker/topic metadata.
 
-Each file holds one integer. Writes go to a temporary file which is
-renamed over the old one, so a crash leaves either the old or the new value,
-never a torn one. A missing or unreadable file reads as ``None`` (the caller
-falls back to what the segments say).
+Writes go to ``<name>.tmp`` which is renamed over the old file, so a crash leaves either the
+old or the new content, never a torn one; a failed write removes its temporary file (a full
+disk must not also fill up with ``*.tmp`` leftovers). A missing or unreadable integer file
+reads as ``None`` (the caller falls back to what the segments say).
+
+Plain blocking functions with no event-loop state: the broker calls the fsyncing ones from a
+worker thread (``trio.to_thread.run_sync``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Final
 
+log = logging.getLogger(__name__)
+
 LOG_START_OFFSET_FILE: Final = "log-start-offset"
 RECOVERY_POINT_FILE: Final = "recovery-point"
 CLEAN_SHUTDOWN_FILE: Final = ".clean-shutdown"
+TMP_SUFFIX: Final = ".tmp"
 
 
 def fsync_dir(directory: Path) -> None:
@@ -26,17 +33,37 @@ def fsync_dir(directory: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    """Replace ``path`` with ``data`` atomically; on any failure no temporary file is left."""
+    tmp = path.with_name(path.name + TMP_SUFFIX)
     try:
-        os.write(fd, data)
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("could not remove temporary file %s after a failed write: %s", tmp, exc)
+        raise
     if fsync:
         fsync_dir(path.parent)
+
+
+def remove_stray_tmp_files(directory: Path) -> list[Path]:
+    """Remove ``*.tmp`` files of interrupted atomic writes (never the files they would replace)."""
+    removed = []
+    for tmp in directory.glob("*" + TMP_SUFFIX):
+        if tmp.is_file():
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 def write_int(path: Path, value: int, *, fsync: bool = True) -> None:

@@ -65,3 +65,19 @@ class UnknownTopicOrPartitionError(LogError, KeyError):
 
 class InvalidPartitionsError(LogError, ValueError):
     error_code = 37
+
+
+class StartupError(LogError, ValueError):
+    """The data directory cannot be served as it is; the CLI prints the message and exits 2."""
+
+    error_code = 56
+
+
+class UnreadableMetadataError(StartupError):
+    """A metadata file (topic json, partition.metadata, meta.properties...) cannot be read.
+
+    Start-up stops with this rather than guess: guessing wrong would delete or hide data.
+    The message names the file and says what to do.
+    """
+
+    error_code = 56  # KAFKA_STORAGE_ERROR if it ever reaches a client

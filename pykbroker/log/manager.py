@@ -2,40 +2,53 @@
 
 Layout::
 
-    <log_dir>/__topics/<topic>.json     topic id, partition count, config overrides
-    <log_dir>/<topic>-<partition>/       one PartitionLog per partition, with a
-                                         Kafka-style ``partition.metadata`` (topic id)
+    <log_dir>/__topics/<topic>.json          topic id, partition count, config overrides
+    <log_dir>/<topic>-<partition>/            one PartitionLog per partition, with a
+                                              Kafka-style ``partition.metadata`` (topic id)
+    <log_dir>/<topic>-<p>.<id>-delete/        a deleted partition, removed in the background
+    <log_dir>/<topic>-<p>.<id>-stray/         an unclaimed directory a new topic displaced (kept)
 
-The topic file is the commit point: it is written (atomically) before the
-partition directories are created, and removed before they are deleted.
-Hence on startup a partition directory that no topic file claims is the
-remains of an interrupted deletion and is removed, and a directory whose
-``partition.metadata`` names another topic id is a stale leftover of an
-earlier topic with the same name.
+The topic file is the commit point of a creation: the partition directories are made first,
+then the topic file is written (atomically). A deletion first renames the partition
+directories to ``*-delete`` (as Kafka does), then removes the topic file, and the owner removes
+the renamed directories off the event loop. So start-up recognises deletions by name alone and
+never has to infer from metadata what may be deleted: it removes only ``*-delete`` directories
+(handed to the owner, see ``take_pending_deletions``) and ``*.tmp`` files of interrupted atomic
+writes. An unreadable topic file or ``partition.metadata`` stops start-up
+(UnreadableMetadataError naming the file); a partition directory no topic file claims is kept
+and reported.
 
-Not thread-safe: the broker drives it from its single trio thread.
+Metadata changes come in three steps so the blocking part (file writes with fsync, renames)
+can run in a worker thread while the in-memory check-and-apply stays on the event loop:
+``prepare_*`` validates (and reserves a new name), ``write_*`` does the disk work and touches no
+shared state, ``install_*`` applies the result. The plain methods (``create_topic`` ...) chain
+the three for synchronous callers. A failed ``write_*`` (ENOSPC, EIO) raises KafkaStorageError
+and leaves disk and memory as they were.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, ParamSpec, TypeVar
 
-from pykbroker.log.checkpoint import write_atomic
+from pykbroker.log.checkpoint import fsync_dir, remove_stray_tmp_files, write_atomic
 from pykbroker.log.config import LogConfig
 from pykbroker.log.errors import (
     InvalidPartitionsError,
     InvalidTopicError,
+    KafkaStorageError,
     TopicExistsError,
     UnknownTopicOrPartitionError,
+    UnreadableMetadataError,
 )
 from pykbroker.log.partition_log import PartitionLog
 
@@ -46,7 +59,8 @@ PARTITION_METADATA_FILE: Final = "partition.metadata"
 MAX_TOPIC_NAME_LENGTH: Final = 249
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 _PARTITION_DIR = re.compile(r"^(.+)-(\d+)$")
-_DELETE_SUFFIX: Final = "-delete"
+DELETE_SUFFIX: Final = "-delete"
+STRAY_SUFFIX: Final = "-stray"
 
 
 def kafka_uuid_str(u: uuid.UUID) -> str:
@@ -110,6 +124,8 @@ class LogManager:
         self.fsync = fsync
         self._topics: dict[str, TopicInfo] = {}
         self._logs: dict[tuple[str, int], PartitionLog] = {}
+        self._reserved: set[str] = set()  # names being created (between prepare and install)
+        self._pending_deletions: list[Path] = []
         self._load()
 
     @classmethod
@@ -131,55 +147,89 @@ class LogManager:
     def _load(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._topics_dir.mkdir(exist_ok=True)
-        for path in self.log_dir.iterdir():
-            if path.is_dir() and path.name.endswith(_DELETE_SUFFIX):
-                shutil.rmtree(path, ignore_errors=True)
+        for directory in (self.log_dir, self._topics_dir):
+            for tmp in remove_stray_tmp_files(directory):
+                log.info("removed %s left by an interrupted atomic write", tmp)
+        self._pending_deletions = sorted(
+            p for p in self.log_dir.iterdir() if p.is_dir() and p.name.endswith(DELETE_SUFFIX))
+        errors = []
         for path in sorted(self._topics_dir.glob("*.json")):
             try:
-                raw = json.loads(path.read_text())
-                configs = {str(k): str(v) for k, v in raw.get("configs", {}).items()}
-                info = TopicInfo(
-                    name=raw["name"],
-                    topic_id=uuid.UUID(raw["topic_id"]),
-                    partitions=int(raw["partitions"]),
-                    configs=configs,
-                    config=LogConfig.from_kafka_configs(configs, self.default_config),
-                )
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.error("ignoring unreadable topic metadata %s: %s", path, exc)
+                info = self._read_topic_file(path)
+            except UnreadableMetadataError as exc:
+                errors.append(str(exc))
                 continue
             self._topics[info.name] = info
-        for path in self.log_dir.iterdir():
+        if errors:
+            raise UnreadableMetadataError(
+                "; ".join(errors) + ". Refusing to start so that no partition data is deleted or hidden: "
+                "repair the file, or move it (and the topic's partition directories) out of the data directory")
+        unclaimed = []
+        for path in sorted(self.log_dir.iterdir()):
             m = _PARTITION_DIR.match(path.name)
-            if not (m and path.is_dir() and (path / PARTITION_METADATA_FILE).exists()):
-                continue
-            info = self._topics.get(m.group(1))
-            if info is None or int(m.group(2)) >= info.partitions:
-                log.warning("removing partition directory %s left by an interrupted topic deletion", path.name)
-                self._remove_dir(path)
+            if m and path.is_dir():
+                info = self._topics.get(m.group(1))
+                if info is None or int(m.group(2)) >= info.partitions:
+                    unclaimed.append(path.name)
+        if unclaimed:
+            log.warning(
+                "keeping partition director%s %s in %s that no topic file in %s claims (an interrupted topic "
+                "creation, or a topic file removed by hand); they are not served: restore the topic file or "
+                "move them away", "y" if len(unclaimed) == 1 else "ies", ", ".join(unclaimed), self.log_dir,
+                TOPICS_DIR)
         for info in self._topics.values():
             for p in range(info.partitions):
-                self._open_partition(info, p)
+                self._logs[(info.name, p)] = self._open_partition(info, p, at_start=True)
 
-    def _open_partition(self, info: TopicInfo, partition: int) -> PartitionLog:
+    def _read_topic_file(self, path: Path) -> TopicInfo:
+        try:
+            raw = json.loads(path.read_bytes())
+            configs = {str(k): str(v) for k, v in raw.get("configs", {}).items()}
+            info = TopicInfo(
+                name=raw["name"],
+                topic_id=uuid.UUID(raw["topic_id"]),
+                partitions=int(raw["partitions"]),
+                configs=configs,
+                config=LogConfig.from_kafka_configs(configs, self.default_config),
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UnreadableMetadataError(f"cannot read topic metadata {path}: {exc!r}") from exc
+        if info.name != path.stem or info.partitions < 1:
+            raise UnreadableMetadataError(
+                f"topic metadata {path} names topic {info.name!r} with {info.partitions} partition(s), "
+                f"which does not fit its file name")
+        return info
+
+    def _open_partition(self, info: TopicInfo, partition: int, *, at_start: bool = False) -> PartitionLog:
+        """Open (creating if needed) one partition's directory. Touches no shared state."""
         d = self._partition_dir(info.name, partition)
         meta = d / PARTITION_METADATA_FILE
-        if meta.exists() and _read_partition_topic_id(meta) != info.topic_id:
-            log.warning("removing stale directory %s of an older topic with the same name", d.name)
-            self._remove_dir(d)
+        if meta.exists():
+            found = _read_partition_topic_id(meta)
+            if found != info.topic_id:
+                if at_start:
+                    raise UnreadableMetadataError(
+                        f"{meta} names topic id {kafka_uuid_str(found)} but {self._topic_file(info.name)} says "
+                        f"{kafka_uuid_str(info.topic_id)}; refusing to start so that no data is deleted or hidden: "
+                        f"move {d} away if it belongs to an older topic")
+                stray = d.with_name(f"{d.name}.{uuid.uuid4().hex}{STRAY_SUFFIX}")
+                log.warning("new topic %s: moving the unclaimed directory %s (topic id %s) aside to %s; "
+                            "it is kept", info.name, d.name, kafka_uuid_str(found), stray.name)
+                d.rename(stray)
         d.mkdir(parents=True, exist_ok=True)
+        if at_start:
+            for tmp in remove_stray_tmp_files(d):
+                log.info("removed %s left by an interrupted atomic write", tmp)
         if not meta.exists():
             write_atomic(
                 meta, f"version: 0\ntopic_id: {kafka_uuid_str(info.topic_id)}\n".encode(), fsync=self.fsync
             )
-        plog = PartitionLog.open(d, info.config, fsync=self.fsync)
-        self._logs[(info.name, partition)] = plog
-        return plog
+        return PartitionLog.open(d, info.config, fsync=self.fsync)
 
-    def _remove_dir(self, path: Path) -> None:
-        doomed = path.with_name(f"{uuid.uuid4().hex}{_DELETE_SUFFIX}")
-        path.rename(doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+    def take_pending_deletions(self) -> list[Path]:
+        """``*-delete`` directories found at start-up, for the owner to remove (``remove_dirs``)."""
+        pending, self._pending_deletions = self._pending_deletions, []
+        return pending
 
     # ------------------------------------------------------------------ topics
 
@@ -199,6 +249,54 @@ class LogManager:
                 return info
         return None
 
+    def prepare_create_topic(
+        self,
+        name: str,
+        partitions: int,
+        configs: Mapping[str, str | None] | None = None,
+        *,
+        topic_id: uuid.UUID | None = None,
+        reserve: bool = True,
+    ) -> TopicInfo:
+        """Validate a CreateTopics entry; with ``reserve`` the name is taken until install/abort."""
+        validate_topic_name(name)
+        if name in self._topics or name in self._reserved:
+            raise TopicExistsError(f"Topic '{name}' already exists.")
+        collision = name.replace(".", "_")
+        for other in (*self._topics, *self._reserved):
+            if other.replace(".", "_") == collision:
+                raise InvalidTopicError(
+                    f"Topic '{name}' collides with existing topic: {other}"
+                )
+        if partitions < 1:
+            raise InvalidPartitionsError("Number of partitions must be larger than 0.")
+        overrides = {k: str(v).strip() for k, v in (configs or {}).items() if v is not None}
+        config = LogConfig.from_kafka_configs(overrides, self.default_config)
+        info = TopicInfo(name, topic_id or new_topic_id(), partitions, overrides, config)
+        if reserve:
+            self._reserved.add(name)
+        return info
+
+    def write_new_topic(self, info: TopicInfo) -> dict[int, PartitionLog]:
+        """Disk part of a creation (worker-thread safe): partition directories, then the topic file."""
+        plogs = self._make_partitions(info, range(info.partitions))
+        try:
+            self._write_topic_file(info)
+        except BaseException:
+            self._unmake_partitions(info, plogs)
+            raise
+        return plogs
+
+    def install_topic(self, info: TopicInfo, plogs: Mapping[int, PartitionLog]) -> None:
+        self._reserved.discard(info.name)
+        self._topics[info.name] = info
+        for p, plog in plogs.items():
+            self._logs[(info.name, p)] = plog
+
+    def abort_create(self, name: str) -> None:
+        """Release a name reserved by ``prepare_create_topic`` whose creation failed."""
+        self._reserved.discard(name)
+
     def create_topic(
         self,
         name: str,
@@ -209,71 +307,151 @@ class LogManager:
         validate_only: bool = False,
     ) -> TopicInfo:
         """Create a topic and its partition logs (CreateTopics); validate everything first."""
-        validate_topic_name(name)
-        if name in self._topics:
-            raise TopicExistsError(f"Topic '{name}' already exists.")
-        collision = name.replace(".", "_")
-        for other in self._topics:
-            if other.replace(".", "_") == collision:
-                raise InvalidTopicError(
-                    f"Topic '{name}' collides with existing topic: {other}"
-                )
-        if partitions < 1:
-            raise InvalidPartitionsError("Number of partitions must be larger than 0.")
-        overrides = {k: str(v).strip() for k, v in (configs or {}).items() if v is not None}
-        config = LogConfig.from_kafka_configs(overrides, self.default_config)
-        info = TopicInfo(name, topic_id or new_topic_id(), partitions, overrides, config)
+        info = self.prepare_create_topic(name, partitions, configs, topic_id=topic_id, reserve=not validate_only)
         if validate_only:
             return info
-        write_atomic(self._topic_file(name), info.to_json().encode(), fsync=self.fsync)
-        self._topics[name] = info
-        for p in range(partitions):
-            self._open_partition(info, p)
+        try:
+            self.install_topic(info, self.write_new_topic(info))
+        finally:
+            self.abort_create(name)
         return info
 
-    def delete_topic(self, name: str) -> TopicInfo:
-        """Delete a topic and all its data (DeleteTopics)."""
-        info = self.topic(name)
-        self._topic_file(name).unlink(missing_ok=True)
-        del self._topics[name]
+    def write_topic_deletion(self, info: TopicInfo) -> list[Path]:
+        """Disk part of a deletion (worker-thread safe): rename the partition directories to
+        ``*-delete``, then remove the topic file. Returns the renamed directories; removing them
+        is the caller's (background) job. On failure every rename is undone."""
+        renamed: list[tuple[Path, Path]] = []
+        try:
+            for p in range(info.partitions):
+                d = self._partition_dir(info.name, p)
+                if d.exists():
+                    doomed = d.with_name(f"{d.name}.{uuid.uuid4().hex}{DELETE_SUFFIX}")
+                    _storage(f"cannot rename {d} to {doomed.name}", d.rename, doomed)
+                    renamed.append((d, doomed))
+            if self.fsync:
+                _storage(f"cannot fsync {self.log_dir}", fsync_dir, self.log_dir)
+            path = self._topic_file(info.name)
+            _storage(f"cannot remove topic metadata {path}", path.unlink, missing_ok=True)
+            if self.fsync:
+                _storage(f"cannot fsync {self._topics_dir}", fsync_dir, self._topics_dir)
+        except BaseException:
+            for original, doomed in reversed(renamed):
+                try:
+                    doomed.rename(original)
+                except OSError as exc:
+                    log.error("could not undo the rename of %s to %s: %s; rename it back by hand before "
+                              "the next start, which would remove it", original, doomed, exc)
+            raise
+        return [doomed for _, doomed in renamed]
+
+    def forget_topic(self, name: str) -> TopicInfo:
+        """In-memory part of a deletion, after ``write_topic_deletion`` succeeded."""
+        info = self._topics.pop(name)
         for p in range(info.partitions):
             plog = self._logs.pop((name, p), None)
             if plog is not None:
                 plog.close_handles()
-            d = self._partition_dir(name, p)
-            if d.exists():
-                self._remove_dir(d)
         return info
 
-    def create_partitions(self, name: str, total: int, *, validate_only: bool = False) -> TopicInfo:
-        """Grow a topic to ``total`` partitions (CreatePartitions)."""
+    def delete_topic(self, name: str) -> list[Path]:
+        """Delete a topic (DeleteTopics); returns its renamed directories for ``remove_dirs``."""
+        doomed = self.write_topic_deletion(self.topic(name))
+        self.forget_topic(name)
+        return doomed
+
+    def prepare_create_partitions(self, name: str, total: int) -> TopicInfo:
+        """Validate CreatePartitions; returns the topic's info as it will be."""
         info = self.topic(name)
         if total <= info.partitions:
             raise InvalidPartitionsError(
                 f"Topic currently has {info.partitions} partitions, which is higher than or equal to "
                 f"the requested {total}."
             )
-        if validate_only:
-            return info
-        old = info.partitions
-        info.partitions = total
-        write_atomic(self._topic_file(name), info.to_json().encode(), fsync=self.fsync)
-        for p in range(old, total):
-            self._open_partition(info, p)
-        return info
+        return dataclasses.replace(info, partitions=total, configs=dict(info.configs))
 
-    def set_topic_configs(self, name: str, configs: Mapping[str, str | None], *, validate_only: bool = False) -> TopicInfo:
-        """Replace a topic's config overrides (AlterConfigs; incremental callers compute the full set)."""
+    def write_new_partitions(self, new: TopicInfo) -> dict[int, PartitionLog]:
+        """Disk part of CreatePartitions (worker-thread safe): directories, then the topic file."""
+        old = self.topic(new.name).partitions
+        plogs = self._make_partitions(new, range(old, new.partitions))
+        try:
+            self._write_topic_file(new)
+        except BaseException:
+            self._unmake_partitions(new, plogs)
+            raise
+        return plogs
+
+    def install_partitions(self, new: TopicInfo, plogs: Mapping[int, PartitionLog]) -> None:
+        self._topics[new.name].partitions = new.partitions
+        for p, plog in plogs.items():
+            self._logs[(new.name, p)] = plog
+
+    def create_partitions(self, name: str, total: int, *, validate_only: bool = False) -> TopicInfo:
+        """Grow a topic to ``total`` partitions (CreatePartitions)."""
+        new = self.prepare_create_partitions(name, total)
+        if validate_only:
+            return self.topic(name)
+        self.install_partitions(new, self.write_new_partitions(new))
+        return self.topic(name)
+
+    def prepare_topic_configs(self, name: str, configs: Mapping[str, str | None]) -> TopicInfo:
+        """Validate new config overrides; returns the topic's info as it will be."""
         info = self.topic(name)
         overrides = {k: str(v).strip() for k, v in configs.items() if v is not None}
         config = LogConfig.from_kafka_configs(overrides, self.default_config)
-        if validate_only:
-            return TopicInfo(info.name, info.topic_id, info.partitions, overrides, config)
-        info.configs, info.config = overrides, config
-        write_atomic(self._topic_file(name), info.to_json().encode(), fsync=self.fsync)
+        return TopicInfo(info.name, info.topic_id, info.partitions, overrides, config)
+
+    def write_topic_configs(self, new: TopicInfo) -> None:
+        """Disk part of AlterConfigs (worker-thread safe)."""
+        self._write_topic_file(new)
+
+    def install_topic_configs(self, new: TopicInfo) -> None:
+        info = self._topics[new.name]
+        info.configs, info.config = new.configs, new.config
         for p in range(info.partitions):
-            self._logs[(name, p)].update_config(config)
-        return info
+            self._logs[(info.name, p)].update_config(info.config)
+
+    def set_topic_configs(self, name: str, configs: Mapping[str, str | None], *, validate_only: bool = False) -> TopicInfo:
+        """Replace a topic's config overrides (AlterConfigs; incremental callers compute the full set)."""
+        new = self.prepare_topic_configs(name, configs)
+        if validate_only:
+            return new
+        self.write_topic_configs(new)
+        self.install_topic_configs(new)
+        return self._topics[name]
+
+    def _write_topic_file(self, info: TopicInfo) -> None:
+        path = self._topic_file(info.name)
+        _storage(f"cannot write topic metadata {path}", write_atomic, path, info.to_json().encode(),
+                 fsync=self.fsync)
+
+    def _make_partitions(self, info: TopicInfo, partitions: Iterable[int]) -> dict[int, PartitionLog]:
+        """Create and open partition directories; on failure undo what this call made."""
+        plogs: dict[int, PartitionLog] = {}
+        made: list[Path] = []
+        try:
+            for p in partitions:
+                d = self._partition_dir(info.name, p)
+                if not d.exists():
+                    made.append(d)
+                try:
+                    plogs[p] = _storage(f"cannot create partition directory {d}", self._open_partition, info, p)
+                except UnreadableMetadataError as exc:  # a leftover directory in the way
+                    raise KafkaStorageError(str(exc)) from exc
+            if self.fsync:
+                _storage(f"cannot fsync {self.log_dir}", fsync_dir, self.log_dir)
+        except BaseException:
+            self._unmake_partitions(info, plogs, made)
+            raise
+        return plogs
+
+    def _unmake_partitions(self, info: TopicInfo, plogs: Mapping[int, PartitionLog],
+                           made: Iterable[Path] | None = None) -> None:
+        """Undo ``_make_partitions``: close the logs, remove the (new, empty) directories it made."""
+        for plog in plogs.values():
+            plog.close_handles()
+        if made is None:  # every directory of plogs was made by this operation
+            made = [self._partition_dir(info.name, p) for p in plogs]
+        remove_dirs(made)
 
     def set_default_config(self, default_config: LogConfig) -> None:
         """Change the broker-level defaults; every topic's effective config is recomputed."""
@@ -321,12 +499,38 @@ class LogManager:
         self.close()
 
 
-def _read_partition_topic_id(path: Path) -> uuid.UUID | None:
+def _read_partition_topic_id(path: Path) -> uuid.UUID:
+    """The topic id of a ``partition.metadata`` file; UnreadableMetadataError if it has none."""
     try:
         for line in path.read_text().splitlines():
             key, _, value = line.partition(":")
             if key.strip() == "topic_id":
                 return parse_kafka_uuid(value.strip())
-    except (OSError, ValueError):
-        pass
-    return None
+        problem = "no topic_id line"
+    except (OSError, ValueError) as exc:
+        problem = repr(exc)
+    raise UnreadableMetadataError(f"cannot read the topic id in {path}: {problem}")
+
+
+def remove_dirs(paths: Iterable[Path]) -> None:
+    """Remove deleted directories (blocking: call it from a worker thread). Never raises: a
+    directory that cannot be removed keeps its ``-delete`` name and goes at the next start."""
+    for path in paths:
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.error("could not remove %s: %s", path, exc)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _storage(what: str, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    """Run one disk step; an OSError becomes KafkaStorageError naming the file."""
+    try:
+        return fn(*args, **kwargs)
+    except OSError as exc:
+        raise KafkaStorageError(f"{what}: {exc.strerror or exc}") from exc

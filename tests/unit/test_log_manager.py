@@ -17,7 +17,7 @@ from pykbroker.log import (
     TopicExistsError,
     UnknownTopicOrPartitionError,
 )
-from pykbroker.log.manager import LogManager, kafka_uuid_str, new_topic_id, parse_kafka_uuid
+from pykbroker.log.manager import LogManager, kafka_uuid_str, new_topic_id, parse_kafka_uuid, remove_dirs
 from pykbroker.protocol.records import Record, build_batch
 
 
@@ -78,8 +78,13 @@ def test_delete_topic_removes_data_and_name_can_be_reused(tmp_path: Path) -> Non
     m = open_mgr(tmp_path)
     old = m.create_topic("t", 2)
     m.get_log("t", 0).append(batch(5))
-    m.delete_topic("t")
+    doomed = m.delete_topic("t")
     d = tmp_path / "data"
+    # renamed as Kafka does (<topic>-<partition>.<id>-delete), removed later by the caller
+    assert sorted(p.name.split(".")[0] for p in doomed) == ["t-0", "t-1"]
+    assert all(p.name.endswith("-delete") and p.parent == d for p in doomed)
+    assert not (d / "__topics" / "t.json").exists()
+    remove_dirs(doomed)
     assert sorted(p.name for p in d.iterdir()) == ["__topics"]
     new = m.create_topic("t", 1)
     assert new.topic_id != old.topic_id
@@ -87,25 +92,39 @@ def test_delete_topic_removes_data_and_name_can_be_reused(tmp_path: Path) -> Non
     m.close()
 
 
-def test_orphan_and_stale_directories_are_removed_on_start(tmp_path: Path) -> None:
+def test_start_removes_only_delete_dirs_and_keeps_unclaimed_ones(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     m = open_mgr(tmp_path)
     m.create_topic("keep", 1)
     m.create_topic("gone", 2)
     m.get_log("keep", 0).append(batch(2))
+    m.get_log("gone", 1).append(batch(3))
     m.close()
     d = tmp_path / "data"
-    # an interrupted deletion: topic file removed, directories still there
+    # a topic file removed by hand (or lost): its directories are kept and reported
     (d / "__topics" / "gone.json").unlink()
-    # a leftover of an earlier topic "keep" with another id
-    (d / "keep-0" / "partition.metadata").write_text(f"version: 0\ntopic_id: {kafka_uuid_str(uuid.uuid4())}\n")
-    # unrelated things in the log dir are left alone
     (d / "meta.properties").write_text("node.id=1\n")
     (d / "other-0").mkdir()
+    (d / "keep-0.0123456789abcdef0123456789abcdef-delete").mkdir()
     (d / "x-delete").mkdir()
+    (d / "__topics" / "half.json.tmp").write_text("{")
+    (d / "keep-0" / "recovery-point.tmp").write_text("1")
     m = open_mgr(tmp_path)
+    assert "gone-0, gone-1, other-0" in caplog.text and "keeping partition directories" in caplog.text
+    pending = m.take_pending_deletions()
+    assert sorted(p.name for p in pending) == ["keep-0.0123456789abcdef0123456789abcdef-delete", "x-delete"]
+    assert m.take_pending_deletions() == []
+    remove_dirs(pending)
     names = sorted(p.name for p in d.iterdir())
-    assert names == ["__topics", "keep-0", "meta.properties", "other-0"]
-    assert m.get_log("keep", 0).log_end_offset == 0  # stale data was discarded
+    assert names == ["__topics", "gone-0", "gone-1", "keep-0", "meta.properties", "other-0"]
+    assert not (d / "__topics" / "half.json.tmp").exists() and not (d / "keep-0" / "recovery-point.tmp").exists()
+    assert m.get_log("keep", 0).log_end_offset == 2
+    assert "gone" not in m.topics
+    # a new topic of that name moves the unclaimed directories aside (kept), never deletes them
+    m.create_topic("gone", 2)
+    strays = sorted(p for p in d.iterdir() if p.name.endswith("-stray"))
+    assert [p.name.split(".")[0] for p in strays] == ["gone-0", "gone-1"]
+    assert sum(f.stat().st_size for f in strays[1].glob("*.log")) > 0
+    assert m.get_log("gone", 1).log_end_offset == 0
     m.close()
 
 
