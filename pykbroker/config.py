@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 
 from .log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 from .log.errors import InvalidConfigError
+from .server.quotas import parse_overrides
 
 
 class ConfigError(ValueError):
@@ -152,6 +153,10 @@ class BrokerConfig:
         parse_listener(values["listeners"])
         if values["advertised_listeners"]:
             parse_listener(values["advertised_listeners"])
+        try:
+            parse_overrides(values["max_connections_per_ip_overrides"])
+        except ValueError as e:
+            raise ConfigError(f"config {e}") from None
         try:
             log_config = LogConfig.from_broker_configs(log_props)
         except InvalidConfigError as e:

@@ -116,7 +116,7 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, connec
             log.debug("closing connection from %s: nothing read or sent for connections.max.idle.ms=%d "
                       "(%d bytes of a frame buffered)", peer, limits.connections_max_idle_ms, reader.buffered)
     except UnsupportedApiError as e:
-        # Kafka closes the connection on a request header it does not serve (except ApiVersions, answered below).
+        # Kafka closes the connection on a request header it does not serve (ApiVersions excepted: see _answer).
         logs.unsupported.log("closing connection from %s (client %s): %s", peer, e.header.client_id, e)
     except (DecodeError, FrameTooLarge, EOFError) as e:
         logs.malformed.log("closing connection from %s: malformed request (%s): %s", peer, api_name, e)

@@ -196,3 +196,11 @@ def test_frame_reader_eof_inside_a_frame() -> None:
             await reader.read_body(10)
 
     run(main)
+
+
+def test_bad_per_ip_overrides_are_a_config_error() -> None:
+    from pykbroker.config import BrokerConfig, ConfigError
+
+    with pytest.raises(ConfigError, match="max.connections.per.ip.overrides entry 'a:b'"):
+        BrokerConfig.from_mapping({"max.connections.per.ip.overrides": "a:b"})
+    assert BrokerConfig.from_mapping({"max.connections.per.ip.overrides": "a:1"}).max_connections_per_ip_overrides == "a:1"
