@@ -311,6 +311,7 @@ class Broker:
 
     def close(self) -> None:
         """Flush and close every segment (clean shutdown)."""
+        self.partitions.snapshot_producers()
         self.logs.close()
         log.info("closed logs in %s", self.data_dir)
 

@@ -23,7 +23,7 @@ import trio
 
 from ..log.errors import KafkaStorageError
 from ..log.partition_log import AppendInfo, PartitionLog, ReadResult
-from ..log.producer_state import BatchMeta, ProducerStateManager
+from ..log.producer_state import BatchMeta, ProducerStateManager, delete_snapshots_before, write_snapshot_file
 from ..protocol.records import BatchHeader, iter_batches
 
 log = logging.getLogger("pykbroker.partition")
@@ -57,12 +57,31 @@ class Partition:
         self.replicas: list[int] = [node_id]
         self.isr: list[int] = [node_id]
         self.producers = ProducerStateManager()
-        self.producers.rebuild(_trailing_headers(plog))
+        self._load_producer_state()
         self._spawn = spawn
         self._waiters: set[trio.Event] = set()
         self._io_lock = trio.Lock()
         self._flushed_offset = plog.recovery_point
         self._closed = False
+
+    def _load_producer_state(self) -> None:
+        """Kafka's way: the newest snapshot at or below the log end, then the batches after it;
+        without one, the trailing segments (every producer still likely to retry is there)."""
+        plog = self.log
+        covered = self.producers.load_snapshot(plog.directory, plog.log_end_offset)
+        if covered is None:
+            self.producers.rebuild(_trailing_headers(plog))
+        else:
+            self.producers.rebuild(h for h, _ in plog.iter_batches(max(covered, plog.log_start_offset)))
+
+    def snapshot_producers(self) -> tuple[int, bytes]:
+        """(offset covered, snapshot bytes) of the producer state now, for a write off the loop."""
+        return self.log.log_end_offset, self.producers.snapshot_bytes()
+
+    def write_producer_snapshot(self, offset: int, data: bytes) -> None:
+        """Worker thread: the snapshot file, and the removal of those below the log start."""
+        write_snapshot_file(self.log.directory, offset, data, fsync=self.log.fsync)
+        delete_snapshots_before(self.log.directory, min(offset, self.log.log_start_offset))
 
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.index}, hw={self.high_watermark})"
@@ -144,9 +163,12 @@ class Partition:
             self._flushed_offset = end
 
     async def _flush_rolled(self) -> None:
+        """A roll: fsync the old segment and snapshot the producer state (as Kafka does on roll)."""
+        offset, data = self.snapshot_producers()
         async with self._io_lock:
             if not self._closed:
                 await trio.to_thread.run_sync(self.log.flush_rolled)
+                await trio.to_thread.run_sync(self.write_producer_snapshot, offset, data)
 
     async def _flush_pending(self) -> None:
         await self._flush_rolled()

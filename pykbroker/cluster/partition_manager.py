@@ -77,6 +77,14 @@ class PartitionManager:
             if p is not None:
                 yield p
 
+    def snapshot_producers(self) -> None:
+        """Clean shutdown: snapshot every partition's producer state, so start-up needs no rescan."""
+        for p in self._partitions.values():
+            try:
+                p.write_producer_snapshot(*p.snapshot_producers())
+            except OSError as e:
+                log.error("%s-%d: producer snapshot not written: %s", p.topic, p.index, e)
+
     async def flush_due(self) -> None:
         """flush.ms for every partition, each fsync in a worker thread."""
         for p in self._all():
