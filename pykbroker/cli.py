@@ -211,7 +211,7 @@ def config_from_args(args: argparse.Namespace) -> BrokerConfig:
 
 def _names_any(message: str, keys: set[str]) -> bool:
     """Whether a ConfigError message is about one of `keys` (to say which file it came from)."""
-    about = message.split("; known keys:")[0]
+    about = message.split("; did you mean")[0]
     return any(re.search(rf"(?<![\w.]){re.escape(k)}(?![\w.])", about) for k in keys)
 
 
@@ -252,12 +252,17 @@ def run_serve(args: argparse.Namespace) -> int:
         if getattr(args, "metrics", None):
             from .metrics import parse_address
             metrics_address = parse_address(args.metrics)
+        if config.data_dir.exists() and not config.data_dir.is_dir():
+            raise ConfigError(f"log.dirs {str(config.data_dir)!r} is not a directory")
     except ConfigError as e:
         print(f"pykbroker: configuration error: {e}", file=sys.stderr)
         return 2
     except ImportError as e:
         print(f"pykbroker: --metrics needs the prometheus-client package ({e})", file=sys.stderr)
         return 2
+    if config.ignored:
+        log.warning("accepted without effect in pykbroker (Kafka configs it does not implement): %s",
+                    ", ".join(config.ignored))
     import trio
     try:
         trio.run(serve, config, metrics_address)

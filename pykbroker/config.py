@@ -8,6 +8,9 @@ defaults and meaning. Defaults follow Kafka 3.9 except where a local dev broker 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import json
+from functools import cache
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -99,6 +102,63 @@ LOG_KEYS = frozenset(BROKER_TO_TOPIC_CONFIG) | {
     "log.roll.ms", "log.roll.hours", "log.roll.jitter.ms", "log.roll.jitter.hours",
 }
 ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
+_WIDTH = {"SHORT": 2**15, "INT": 2**31, "LONG": 2**63}
+
+
+@cache
+def kafka_broker_configs() -> dict[str, dict[str, Any]]:
+    """Every broker config name Kafka defines (tools/kafka_configs/generate.py), with type and range."""
+    data = json.loads((Path(__file__).parent / "kafka_configs.json").read_text(encoding="utf-8"))
+    return data["broker"]
+
+
+def _bounds(key: str, minimum: int | None) -> tuple[int | float | None, int | float | None]:
+    """Kafka's validator range for `key`, inside its type's width; `minimum` where Kafka has none."""
+    row = kafka_broker_configs().get(key, {})
+    width = _WIDTH.get(row.get("type", ""))
+    lo = row.get("min", minimum if minimum is not None else (-width if width else None))
+    hi = row.get("max", width - 1 if width else None)
+    return lo, hi
+
+
+def _check_known(key: str, value: str) -> None:
+    """A Kafka name pykbroker does not act on: its value must still be what Kafka would accept."""
+    row = kafka_broker_configs()[key]
+    kind = row["type"]
+    text = value.strip()
+    try:
+        if kind == "BOOLEAN":
+            _bool(text)
+            return
+        if kind in _WIDTH:
+            number: int | float = int(text)
+        elif kind == "DOUBLE":
+            number = float(text)
+        else:
+            return
+    except ValueError:
+        raise ConfigError(f"config {key}={value!r}: expected {kind.lower()}") from None
+    _check_range(key, value, number, *_bounds(key, None))
+
+
+def _check_range(key: str, value: Any, number: int | float, lo: Any, hi: Any) -> None:
+    if (lo is not None and number < lo) or (hi is not None and number > hi):
+        rng = f"at least {lo}" if hi is None else f"in [{lo}, {hi}]" if lo is not None else f"at most {hi}"
+        raise ConfigError(f"config {key}={value!r}: must be {rng}")
+
+
+def unknown_key_error(key: str) -> ConfigError:
+    """Only a name Kafka itself does not have is an error; suggest the nearest one."""
+    names = set(kafka_broker_configs()) | set(BY_KEY) | LOG_KEYS
+    near = difflib.get_close_matches(key, names, n=1)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    return ConfigError(f"unknown config key {key!r} (not a Kafka broker config){hint}")
+
+
+def no_effect_keys(raw: Mapping[str, Any]) -> list[str]:
+    """Keys of `raw` that Kafka defines but pykbroker ignores (for one start-up warning)."""
+    used = set(BY_KEY) | LOG_KEYS
+    return sorted(k for k in raw if ALIASES.get(k, k) not in used)
 
 
 def _attr(key: str) -> str:
@@ -111,6 +171,8 @@ class BrokerConfig:
 
     values: Mapping[str, Any]
     log_config: LogConfig = LogConfig()
+    #: Kafka config names given but without effect here (warned about once at start-up).
+    ignored: tuple[str, ...] = ()
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -141,14 +203,17 @@ class BrokerConfig:
                 continue
             setting = BY_KEY.get(key)
             if setting is None:
-                known = ", ".join(sorted(set(BY_KEY) | LOG_KEYS))
-                raise ConfigError(f"unknown config key {key!r}; known keys: {known}")
+                if key not in kafka_broker_configs() and not key.startswith("listener.name."):
+                    raise unknown_key_error(key)
+                if key in kafka_broker_configs():
+                    _check_known(key, str(value))
+                continue
             try:
                 parsed = setting.parse(value) if isinstance(value, str) else setting.parse(str(value))
             except ValueError:
                 raise ConfigError(f"config {key}={value!r}: expected {setting.type_name}") from None
-            if setting.minimum is not None and parsed < setting.minimum:
-                raise ConfigError(f"config {key}={value!r}: must be at least {setting.minimum}")
+            if setting.parse is _int:
+                _check_range(key, value, parsed, *_bounds(key, setting.minimum))
             values[_attr(key)] = parsed
         parse_listener(values["listeners"])
         if values["advertised_listeners"]:
@@ -161,7 +226,7 @@ class BrokerConfig:
             log_config = LogConfig.from_broker_configs(log_props)
         except InvalidConfigError as e:
             raise ConfigError(str(e)) from None
-        return cls(values, log_config)
+        return cls(values, log_config, tuple(no_effect_keys(raw)))
 
 
 def parse_listener(text: str) -> tuple[str, int]:
@@ -174,4 +239,6 @@ def parse_listener(text: str) -> tuple[str, int]:
     host, sep, port = spec.rpartition(":")
     if not sep or not port.isdigit():
         raise ConfigError(f"listener {text!r}: expected HOST:PORT")
+    if int(port) > 65535:
+        raise ConfigError(f"listener {text!r}: port must be in [0, 65535]")
     return host.strip("[]") or "0.0.0.0", int(port)

@@ -143,7 +143,7 @@ def test_bad_setting_is_a_startup_error_naming_the_key(tmp_path: Path, args: lis
     err = r.stderr.decode()
     assert "configuration error" in err and key in err
     if key == "no.such.key":
-        assert "known keys: " in err and "num.partitions" in err  # the accepted keys are listed
+        assert "not a Kafka broker config" in err
     elif key == "num.partitions":
         assert "expected integer" in err
     else:
@@ -152,10 +152,10 @@ def test_bad_setting_is_a_startup_error_naming_the_key(tmp_path: Path, args: lis
 
 
 @pytest.mark.parametrize("name, text, key, accepted", [
-    ("server.properties", "num.partitions=1\nbogus.setting=5\n", "bogus.setting", "known keys"),
+    ("server.properties", "num.partitions=1\nbogus.setting=5\n", "bogus.setting", "not a Kafka broker config"),
     ("server.properties", "log.segment.bytes=lots\n", "log.segment.bytes", ""),
     ("broker.toml", '"num.partitions" = "many"\n', "num.partitions", "expected integer"),
-    ("broker.toml", "[bogus]\nsetting = 1\n", "bogus.setting", "known keys"),
+    ("broker.toml", "[bogus]\nsetting = 1\n", "bogus.setting", "not a Kafka broker config"),
     ("broker.toml", "num.partitions = = 3\n", "broker.toml", "not valid TOML"),
 ])
 def test_bad_config_file_is_a_startup_error_naming_the_key(tmp_path: Path, name: str, text: str, key: str,
@@ -166,6 +166,69 @@ def test_bad_config_file_is_a_startup_error_naming_the_key(tmp_path: Path, name:
     err = r.stderr.decode()
     assert r.returncode == 2, err
     assert key in err and str(path) in err and accepted in err
+
+
+KAFKA_SERVER_PROPERTIES = """\
+# the keys of Kafka's stock config/kraft/server.properties
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@localhost:9093
+listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://:9093
+inter.broker.listener.name=PLAINTEXT
+advertised.listeners=PLAINTEXT://localhost:9092
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+num.network.threads=3
+num.io.threads=8
+socket.send.buffer.bytes=102400
+socket.receive.buffer.bytes=102400
+socket.request.max.bytes=104857600
+log.dirs={data}
+num.partitions=3
+num.recovery.threads.per.data.dir=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+log.retention.hours=168
+log.segment.bytes=1073741824
+log.retention.check.interval.ms=300000
+"""
+
+
+def test_a_kafka_server_properties_starts_and_warns_once_of_keys_without_effect(tmp_path: Path) -> None:
+    path = tmp_path / "server.properties"
+    path.write_text(KAFKA_SERVER_PROPERTIES.format(data=tmp_path / "d"))
+    server = start_serve("--config", str(path))
+    try:
+        assert topic_partitions(server.bootstrap, "kafka-props") == 3  # num.partitions was used
+    finally:
+        code, err = stop_serve(server)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "without effect" in line]
+    assert len(warnings) == 1, err
+    assert "process.roles" in warnings[0] and "num.io.threads" in warnings[0]
+    assert "num.partitions" not in warnings[0]  # implemented keys are not listed
+    assert err.count("closed logs") == 1, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "num.netwrk.threads=3"], "did you mean 'num.network.threads'?"),
+    (["--listen", "127.0.0.1:99999"], "port must be in [0, 65535]"),
+    (["--set", "socket.request.max.bytes=99999999999"], "socket.request.max.bytes='99999999999': must be in [1, 2147483647]"),
+    (["--set", "num.io.threads=0"], "num.io.threads='0': must be in [1, 2147483647]"),
+])
+def test_unknown_key_bad_port_and_out_of_range_values_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    r = cli("serve", "--data-dir", str(tmp_path), *args, timeout=30)
+    assert r.returncode == 2 and message in r.stderr.decode(), r.stderr
+    assert r.stdout == b""
+
+
+def test_a_data_dir_that_is_a_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "a-file"
+    path.write_text("x")
+    r = cli("serve", "--listen", "127.0.0.1:0", "--data-dir", str(path), timeout=30)
+    assert r.returncode == 2 and f"log.dirs '{path}' is not a directory" in r.stderr.decode(), r.stderr
+    assert path.read_text() == "x"
 
 
 def test_missing_config_file_is_a_startup_error(tmp_path: Path) -> None:
