@@ -290,10 +290,13 @@ class Broker:
 
     async def _housekeeping(self) -> None:
         """Group timers every 100 ms; time-based flush (log.flush.interval.ms) every second;
-        log retention and committed-offset expiry on log.retention.check.interval.ms."""
+        log retention and committed-offset expiry on log.retention.check.interval.ms; idle producer
+        state on producer.id.expiration.check.interval.ms."""
         interval_s = self.config.log_retention_check_interval_ms / 1000
+        producer_check_s = self.config.producer_id_expiration_check_interval_ms / 1000
         next_flush = trio.current_time() + 1
         next_retention = trio.current_time() + interval_s
+        next_producer_check = trio.current_time() + producer_check_s
         while True:
             await trio.sleep(GROUP_TICK_S)
             self.groups.tick()
@@ -308,6 +311,11 @@ class Broker:
                     log.info("retention deleted %d segment(s)", deleted)
                 self.groups.expire_offsets(now_ms())
                 next_retention = now + interval_s
+            if now >= next_producer_check:
+                expired = self.partitions.expire_producers(now_ms(), self.config.producer_id_expiration_ms)
+                if expired:
+                    log.info("forgot %d idle producer(s) (producer.id.expiration.ms)", expired)
+                next_producer_check = now + producer_check_s
 
     def close(self) -> None:
         """Flush and close every segment (clean shutdown)."""

@@ -73,6 +73,7 @@ SETTINGS: tuple[Setting, ...] = (
             "(Kafka: 5000; 1000 here so reassignments settle quickly on a laptop).", 1),
     Setting("transactional.id.expiration.ms", _int, 604800000, "Forget idle producer ids after this.", 1),
     Setting("producer.id.expiration.ms", _int, 86400000, "Forget idle idempotent producer state after this.", 1),
+    Setting("producer.id.expiration.check.interval.ms", _int, 600000, "How often idle producer state is looked for.", 1),
     Setting("offsets.topic.num.partitions", _int, 1, "Partitions of __consumer_offsets (Kafka: 50; one is plenty on one node).", 1),
     Setting("offsets.retention.minutes", _int, 10080, "Expire committed offsets of empty groups after this.", 1),
     Setting("group.min.session.timeout.ms", _int, 6000, "Smallest session timeout a classic-protocol member may ask for.", 0),

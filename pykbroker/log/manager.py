@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Final, ParamSpec, TypeVar
 
 from pykbroker.log.checkpoint import fsync_dir, remove_stray_tmp_files, write_atomic
-from pykbroker.log.config import LogConfig
+from pykbroker.log.config import LogConfig, upgrade_stored_configs
 from pykbroker.log.errors import (
     InvalidPartitionsError,
     InvalidTopicError,
@@ -184,7 +184,7 @@ class LogManager:
     def _read_topic_file(self, path: Path) -> TopicInfo:
         try:
             raw = json.loads(path.read_bytes())
-            configs = {str(k): str(v) for k, v in raw.get("configs", {}).items()}
+            configs = upgrade_stored_configs({str(k): str(v) for k, v in raw.get("configs", {}).items()})
             info = TopicInfo(
                 name=raw["name"],
                 topic_id=uuid.UUID(raw["topic_id"]),

@@ -270,9 +270,9 @@ class PartitionLog:
                 raise MessageTooLargeError(
                     f"record batch of {h.size} bytes exceeds max.message.bytes={limit} of {self.directory.name}"
                 )
-        if total > self.config.segment_bytes:
+        if total > self.config.segment_size:
             raise RecordBatchTooLargeError(
-                f"records of {total} bytes exceed segment.bytes={self.config.segment_bytes} of {self.directory.name}"
+                f"records of {total} bytes exceed segment.bytes={self.config.segment_size} of {self.directory.name}"
             )
 
     def _check_timestamps(self, headers: list[BatchHeader], now: int) -> None:

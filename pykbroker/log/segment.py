@@ -272,7 +272,7 @@ class LogSegment:
         waited = max_timestamp - first_ts if first_ts is not None and first_ts >= 0 else now - self.created_ms
         reached_roll_ms = waited > cfg.segment_ms - self.roll_jitter_ms
         return (
-            self.size > cfg.segment_bytes - messages_size
+            self.size > cfg.segment_size - messages_size
             or (self.size > 0 and reached_roll_ms)
             or self.offset_index.is_full
             or self.time_index.is_full

@@ -210,3 +210,31 @@ def test_deleting_a_topic_drops_its_committed_offsets(client: WireClient) -> Non
     create_topic(client, "gone")
     fetched = client.request(9, 8, {"groups": [{"group_id": "g-gone", "topics": None}]})
     assert fetched.groups[0].topics == []
+
+
+def test_idle_producer_state_expires_after_producer_id_expiration_ms() -> None:
+    """Kafka measures idleness from the producer's last batch timestamp: a producer whose last
+    batch is older than producer.id.expiration.ms is forgotten, a recent one still de-duplicated."""
+    settings = {"producer.id.expiration.ms": 3_600_000, "producer.id.expiration.check.interval.ms": 100}
+    with running_broker(settings) as broker:
+        c = WireClient(broker.bootstrap_servers)
+        try:
+            create_topic(c, "expiry")
+            pids = [c.request(22, 4, {"transactional_id": None, "transaction_timeout_ms": 60000,
+                                      "producer_id": -1, "producer_epoch": -1}) for _ in range(2)]
+            now = int(time.time() * 1000)
+            recent = build_batch([Record(0, 0, None, b"recent", [])], base_timestamp=now,
+                                 producer_id=pids[0].producer_id, producer_epoch=0, base_sequence=0)
+            old = batch(1, producer_id=pids[1].producer_id, producer_epoch=0, base_sequence=0)  # 2023
+
+            def send(records: bytes) -> int:
+                r = c.request(PRODUCE, 9, produce_body("expiry", records, acks=-1)).responses[0]
+                assert r.partition_responses[0].error_code == 0
+                return r.partition_responses[0].base_offset
+
+            assert (send(recent), send(old)) == (0, 1)
+            time.sleep(0.5)
+            assert send(recent) == 0  # still known: the retry is a duplicate
+            assert send(old) == 2  # forgotten: the same batch is a new write
+        finally:
+            c.close()

@@ -130,7 +130,7 @@ def test_start_removes_only_delete_dirs_and_keeps_unclaimed_ones(tmp_path: Path,
 
 def test_create_partitions_and_configs(tmp_path: Path) -> None:
     m = open_mgr(tmp_path, LogConfig.from_kafka_configs({"retention.ms": "5000"}))
-    m.create_topic("t", 1, {"segment.bytes": "100000"})
+    m.create_topic("t", 1, {"segment.bytes": "2097152"})
     with pytest.raises(InvalidPartitionsError):
         m.create_partitions("t", 1)
     m.create_partitions("t", 3)
@@ -152,7 +152,7 @@ def test_create_partitions_and_configs(tmp_path: Path) -> None:
 
 def test_retention_and_flush_over_all_logs(tmp_path: Path) -> None:
     m = open_mgr(tmp_path)
-    m.create_topic("t", 2, {"segment.bytes": "200", "retention.bytes": "0", "flush.ms": "60000"})
+    m.create_topic("t", 2, {"internal.segment.bytes": "200", "retention.bytes": "0", "flush.ms": "60000"})
     for p in range(2):
         for _ in range(5):
             m.get_log("t", p).append(batch(1))
