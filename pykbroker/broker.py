@@ -17,7 +17,7 @@ from typing import Mapping
 
 import trio
 
-from .config import BrokerConfig, parse_listener
+from .config import BrokerConfig, parse_listener, parse_listeners
 from .coordinator.consumer_group import ConsumerGroupCoordinator, ConsumerGroupLimits
 from .coordinator.group_coordinator import GroupCoordinator
 from .coordinator.offset_coordinator import GroupLimits
@@ -27,6 +27,7 @@ from .cluster.partition_manager import PartitionManager
 from .log.checkpoint import write_atomic, write_int
 from .log.errors import KafkaStorageError, StartupError, TopicExistsError, UnreadableMetadataError
 from .log.manager import LogManager, TopicInfo, remove_dirs
+from .log.partition_log import PartitionLog
 from .log.segment import now_ms
 from .protocol.frame import Request, UnsupportedApiError
 from .protocol.messages import API_NAMES
@@ -80,6 +81,10 @@ class Broker:
             log.info("removing %d directory(ies) of earlier topic deletions in the background", len(pending))
             self._doomed_send.send_nowait(pending)
         host, port = config.listen_host_port
+        unserved = [f"{name}://{h}:{p}" for name, h, p in parse_listeners(config.listeners)[1:]]
+        if unserved:
+            log.warning("listeners %s are not served: pykbroker serves one PLAINTEXT listener (the first)",
+                        ", ".join(unserved))
         self.advertised: tuple[str, int] = (host, port)
         self.bound: tuple[str, int] | None = None
         self.groups = GroupCoordinator(self._append_offsets, self._offsets_partitions(),
@@ -88,7 +93,9 @@ class Broker:
         self.consumer_groups = ConsumerGroupCoordinator(
             self._topic_layout, ConsumerGroupLimits.from_config(config), self.groups.status)
         self.groups.consumer_groups = self.consumer_groups
-        self._load_offsets()
+        self._closed = False
+        for partition in range(self.groups.partitions):
+            self.groups.begin_load(partition)  # served once run() has replayed it
 
     def _topic_layout(self, name: str) -> tuple[uuid.UUID, int] | None:
         info = self.logs.topics.get(name)
@@ -103,10 +110,21 @@ class Broker:
                                            {"cleanup.policy": "compact"})
         return topic.partitions
 
-    def _load_offsets(self) -> None:
-        """A single node leads every partition of the internal topic: the coordinator loads them all."""
+    async def _load_offsets(self) -> None:
+        """A single node leads every partition of the internal topic: the coordinator loads them all,
+        reading in a worker thread a few MiB at a time and replaying on the loop in between, while
+        its groups answer COORDINATOR_LOAD_IN_PROGRESS (as Kafka does)."""
         for p in range(self.groups.partitions):
-            self.groups.load(p, (data for _, data in self.logs.get_log(OFFSETS_TOPIC, p).iter_batches()))
+            plog = self.logs.get_log(OFFSETS_TOPIC, p)
+            start, batches = plog.log_start_offset, 0
+            while True:
+                chunk, start = await trio.to_thread.run_sync(_read_chunk, plog, start)
+                if not chunk:
+                    break
+                batches += self.groups.replay(p, chunk)
+            self.groups.finish_load(p)
+            if batches:
+                log.info("%s-%d: loaded %d batch(es)", OFFSETS_TOPIC, p, batches)
 
     def _append_offsets(self, partition: int, batch: bytes) -> None:
         target = self.partitions.get(OFFSETS_TOPIC, partition)
@@ -281,6 +299,7 @@ class Broker:
                                                  server_limits(self.config))
                 self.advertised = _advertised(self.config, self.bound)
                 self.partitions.attach(nursery)
+                nursery.start_soon(self._load_offsets)
                 nursery.start_soon(self._housekeeping)
                 nursery.start_soon(self._remove_deleted_dirs)
                 task_status.started(self.bound)
@@ -318,7 +337,10 @@ class Broker:
                 next_producer_check = now + producer_check_s
 
     def close(self) -> None:
-        """Flush and close every segment (clean shutdown)."""
+        """Flush and close every segment (clean shutdown); once, however many callers ask."""
+        if self._closed:
+            return
+        self._closed = True
         self.partitions.snapshot_producers()
         self.logs.close()
         log.info("closed logs in %s", self.data_dir)
@@ -334,6 +356,19 @@ def server_limits(config: BrokerConfig) -> ServerLimits:
         max_connections_per_ip_overrides=parse_overrides(config.max_connections_per_ip_overrides),
         queued_max_request_bytes=config.queued_max_request_bytes,
     )
+
+
+def _read_chunk(plog: PartitionLog, start: int, budget: int = 4 << 20) -> tuple[list[bytes], int]:
+    """Stored batches from `start`, about `budget` bytes of them, and the offset after them."""
+    out: list[bytes] = []
+    size = 0
+    for header, data in plog.iter_batches(start):
+        out.append(data)
+        size += len(data)
+        start = header.last_offset + 1
+        if size >= budget:
+            break
+    return out, start
 
 
 def _topic(info: TopicInfo) -> Topic:

@@ -229,10 +229,13 @@ async def serve(config: BrokerConfig, metrics_address: tuple[str, int] | None = 
             metrics.watch(broker, trio.lowlevel.current_trio_token())
             metrics_server, (mhost, mport) = start_server(metrics, *metrics_address)
             extra = f", metrics on http://{mhost}:{mport}/metrics"
-        async with trio.open_nursery() as nursery:
-            host, port = await nursery.start(broker.run)
-            print(f"pykbroker ready: listening on {host}:{port}, data in {config.data_dir.resolve()}{extra}", flush=True)
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        # The signal receiver is open before "ready" is printed: a SIGTERM sent on seeing that line
+        # is a clean shutdown, never the default handler's abrupt exit.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                host, port = await nursery.start(broker.run)
+                print(f"pykbroker ready: listening on {host}:{port}, data in {config.data_dir.resolve()}{extra}",
+                      flush=True)
                 async for signum in signals:
                     log.info("received %s: shutting down", signal.Signals(signum).name)
                     nursery.cancel_scope.cancel()
@@ -240,8 +243,7 @@ async def serve(config: BrokerConfig, metrics_address: tuple[str, int] | None = 
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()
-        if broker.bound is None:  # run() never started: it did not close the logs
-            broker.close()
+        broker.close()  # run() closes the logs; this is for a start that failed before it ran
 
 
 def run_serve(args: argparse.Namespace) -> int:

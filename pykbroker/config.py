@@ -230,16 +230,26 @@ class BrokerConfig:
         return cls(values, log_config, tuple(no_effect_keys(raw)))
 
 
+def parse_listeners(text: str) -> list[tuple[str, str, int]]:
+    """Kafka's listeners list, 'NAME://host:port,...' (or a bare 'host:port'): every entry checked."""
+    out = []
+    for spec in (part.strip() for part in text.split(",")):
+        name = "PLAINTEXT"
+        if "://" in spec:
+            name, _, spec = spec.partition("://")
+        host, sep, port = spec.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ConfigError(f"listener {text!r}: expected HOST:PORT in {spec!r}")
+        if int(port) > 65535:
+            raise ConfigError(f"listener {text!r}: port must be in [0, 65535], not {port}")
+        out.append((name.upper(), host.strip("[]") or "0.0.0.0", int(port)))
+    return out
+
+
 def parse_listener(text: str) -> tuple[str, int]:
-    """'PLAINTEXT://host:port' or 'host:port' -> (host, port)."""
-    spec = text.split(",")[0].strip()
-    if "://" in spec:
-        proto, _, spec = spec.partition("://")
-        if proto.upper() != "PLAINTEXT":
-            raise ConfigError(f"listener {text!r}: only PLAINTEXT is supported")
-    host, sep, port = spec.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"listener {text!r}: expected HOST:PORT")
-    if int(port) > 65535:
-        raise ConfigError(f"listener {text!r}: port must be in [0, 65535]")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    """The listener clients use: the first of the list, which must be PLAINTEXT. Kafka's other
+    listeners (CONTROLLER, SSL...) are checked, then left unserved (a warning says so)."""
+    name, host, port = parse_listeners(text)[0]
+    if name != "PLAINTEXT":
+        raise ConfigError(f"listener {text!r}: only PLAINTEXT is supported")
+    return host, port

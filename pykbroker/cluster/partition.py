@@ -61,6 +61,7 @@ class Partition:
         self._spawn = spawn
         self._waiters: set[trio.Event] = set()
         self._io_lock = trio.Lock()
+        self._write_lock = trio.Lock()
         self._flushed_offset = plog.recovery_point
         self._closed = False
 
@@ -113,12 +114,29 @@ class Partition:
         an OSError from the disk becomes KafkaStorageError and changes nothing.
         """
         headers = [h for _, h in iter_batches(records)]
-        original = self._check_producers(headers)
-        if original is not None:
-            return ProduceResult(original.first_offset, -1, self.log_start_offset, duplicate=True)
-        info = self._append(records, headers, strict=True)
+        async with self._write_lock:  # a roll below yields: check and append stay one step
+            await self._roll_ahead(len(records), headers)
+            original = self._check_producers(headers)
+            if original is not None:
+                return ProduceResult(original.first_offset, -1, self.log_start_offset, duplicate=True)
+            info = self._append(records, headers, strict=True)
         await self._after_append(info)
         return ProduceResult(info.first_offset, info.log_append_time, info.log_start_offset)
+
+    async def _roll_ahead(self, size: int, headers: list[BatchHeader]) -> None:
+        """Create the segment this append rolls to in a worker thread, so that the roll itself
+        (on the event loop) opens no file: file creation can wait behind another partition's fsync."""
+        try:
+            base = self.log.roll_ahead(size, headers)
+        except ValueError:  # closed, or batches the append will reject with its own error
+            return
+        if base is None:
+            return
+        try:
+            segment = await trio.to_thread.run_sync(self.log.new_segment, base)
+        except OSError as e:
+            raise KafkaStorageError(f"creating the next segment of {self.log.directory} failed: {e}") from e
+        self.log.offer_prepared(segment)
 
     def append_internal(self, records: bytes) -> AppendInfo:
         """The broker's own records (coordinators): no client checks, no wait for a flush."""

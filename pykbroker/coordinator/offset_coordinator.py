@@ -78,11 +78,19 @@ class OffsetCoordinator:
     def load(self, partition: int, batches: Iterable[bytes]) -> None:
         """Replay the partition's batches (oldest first) into offsets and groups, then serve them."""
         self.begin_load(partition)
-        count = 0
+        count = self.replay(partition, batches)
+        self.finish_load(partition)
+        if count:
+            log.info("__consumer_offsets-%d: loaded %d batch(es)", partition, count)
+
+    def replay(self, partition: int, batches: Iterable[bytes]) -> int:
+        """Apply stored batches of a loading partition; returns how many. Loading may take several
+        calls, so that a large partition does not hold the event loop."""
         try:
             now = trio.current_time()
         except RuntimeError:  # a Broker built outside trio (tools, unit tests): no timers run yet
             now = 0.0
+        count = 0
         for batch in batches:
             count += 1
             for record in decode_records(batch):
@@ -92,10 +100,12 @@ class OffsetCoordinator:
                     self._replay(decode_key(record.key), record.value, now)
                 except (ValueError, DecodeError, struct.error) as e:
                     log.warning("__consumer_offsets-%d: skipped an unreadable record: %s", partition, e)
-        if self._loads.get(partition) is Load.LOADING:  # not unloaded meanwhile
+        return count
+
+    def finish_load(self, partition: int) -> None:
+        """Serve the partition's groups (unless it was unloaded while loading)."""
+        if self._loads.get(partition) is Load.LOADING:
             self._loads[partition] = Load.LOADED
-        if count:
-            log.info("__consumer_offsets-%d: loaded %d batch(es)", partition, count)
 
     def _replay(self, key: OffsetKey | str | None, value: bytes | None, now: float) -> None:
         self.offsets.apply_record(key, value)

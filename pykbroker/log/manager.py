@@ -475,18 +475,6 @@ class LogManager:
         for (topic, partition), plog in self._logs.items():
             yield topic, partition, plog
 
-    def run_retention(self, now_ms: int | None = None) -> int:
-        """Apply retention to every log; return the number of segments deleted."""
-        return sum(plog.delete_old_segments(now_ms) for plog in self._logs.values())
-
-    def flush_due(self, now_ms: int | None = None) -> int:
-        """Flush logs whose ``flush.ms`` has elapsed; return how many were flushed."""
-        return sum(1 for plog in self._logs.values() if plog.maybe_flush(now_ms))
-
-    def flush_all(self) -> None:
-        for plog in self._logs.values():
-            plog.flush()
-
     def close(self) -> None:
         for plog in self._logs.values():
             plog.close()

@@ -116,6 +116,8 @@ class PartitionLog:
         #: An append reached flush.messages / flush.ms while ``deferred_io``: the caller must flush.
         self.flush_requested = False
         self._rolled: list[LogSegment] = []
+        #: The next segment's files, created ahead of a roll in a worker thread (see roll_ahead).
+        self._prepared: LogSegment | None = None
         self._deleted: list[LogSegment] = []
         self._persisted_log_start_offset = loaded.checkpointed_log_start_offset
         self._checkpoint_log_start_offset()
@@ -334,7 +336,7 @@ class PartitionLog:
         base = max(self._log_end_offset, next_offset or 0)
         if old.size == 0 and old.base_offset == base:
             return old
-        new = LogSegment.create(self.directory, base, self.config)
+        new = self._take_prepared(base) or LogSegment.create(self.directory, base, self.config)
         old.on_become_inactive()
         self._segments.append(new)
         self._bases.append(base)
@@ -344,6 +346,44 @@ class PartitionLog:
         else:
             self._flush_segments([old], base)
         return new
+
+    def roll_ahead(self, size: int, headers: list[BatchHeader]) -> int | None:
+        """The base offset of the segment that appending these batches next would roll to, if any.
+
+        Creating a segment's three files can wait on the file system's journal for as long as
+        another partition's fsync takes: the caller creates it in a worker thread first
+        (``new_segment``) and hands it over with ``offer_prepared``.
+        """
+        seg = self.active_segment
+        if seg.size == 0 or not headers:
+            return None
+        count = sum(h.last_offset_delta + 1 for h in headers)
+        max_ts = max(h.max_timestamp for h in headers)
+        if not seg.should_roll(size, max_ts, self._log_end_offset + count - 1, _now_ms()):
+            return None
+        if self._prepared is not None and self._prepared.base_offset == self._log_end_offset:
+            return None
+        return self._log_end_offset
+
+    def new_segment(self, base: int) -> LogSegment:
+        """A new segment's files at ``base``, not yet part of the log: safe in a worker thread."""
+        return LogSegment.create(self.directory, base, self.config)
+
+    def offer_prepared(self, segment: LogSegment) -> None:
+        """A segment created ahead (``roll_ahead``); the next roll at its base offset uses it."""
+        if self._closed or segment.base_offset != self._log_end_offset:
+            segment.delete()
+            return
+        if self._prepared is not None:
+            self._prepared.delete()
+        self._prepared = segment
+
+    def _take_prepared(self, base: int) -> LogSegment | None:
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and prepared.base_offset != base:
+            prepared.delete()
+            return None
+        return prepared
 
     def _flush_segments(self, segments: list[LogSegment], recovery_point: int) -> None:
         for seg in segments:
@@ -643,6 +683,7 @@ class PartitionLog:
             return
         for seg in self.take_deleted_segments():
             seg.delete()
+        self._take_prepared(-1)  # never used: its files go, so that recovery does not meet them
         self._rolled = []
         for seg in self._segments:
             seg.on_become_inactive()
@@ -657,6 +698,8 @@ class PartitionLog:
         """Release file descriptors without writing anything (before deleting the directory)."""
         for seg in [*self._segments, *self.take_deleted_segments()]:
             seg.close_handles()
+        if self._prepared is not None:
+            self._prepared.close_handles()
         self._closed = True
 
     def _check_open(self) -> None:
