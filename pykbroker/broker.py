@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import trio
 
@@ -236,10 +236,14 @@ class Broker:
                 self.logs.install_partitions(new, plogs)
                 log.info("topic %s now has %d partitions", name, total)
 
-    async def set_topic_configs(self, name: str, configs: Mapping[str, str | None],
-                                validate_only: bool = False) -> None:
+    async def alter_topic_configs(self, name: str,
+                                  change: Callable[[dict[str, str | None], dict[str, str]], Mapping[str, str | None]],
+                                  validate_only: bool = False) -> None:
+        """IncrementalAlterConfigs: `change` maps (overrides, effective configs) to the new overrides,
+        evaluated under the topic lock so that concurrent alterations of one topic all apply."""
         async with self._topic_lock:
-            new = self.logs.prepare_topic_configs(name, configs)
+            info = self.logs.topic(name)
+            new = self.logs.prepare_topic_configs(name, change(dict(info.configs), info.config.to_kafka_configs()))
             if not validate_only:
                 await trio.to_thread.run_sync(self.logs.write_topic_configs, new)
                 self.logs.install_topic_configs(new)
