@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
-from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
+from .registry import RequestContext, authorized_operations, handles
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -103,7 +103,8 @@ async def describe_groups(broker: "Broker", ctx: RequestContext, req: Msg) -> Ms
                                  "client_id": m.client_id, "client_host": m.client_host,
                                  "member_metadata": m.metadata, "member_assignment": m.assignment}
                                 for m in d.members],
-                    "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED})
+                    "authorized_operations": authorized_operations(
+                        "group", req.get("include_authorized_operations", False))})
     return Msg(throttle_time_ms=0, groups=out)
 
 
