@@ -318,6 +318,10 @@ class Broker:
             self.logs.forget_topic(name)
             self._doomed_send.send_nowait(doomed)
             log.info("deleted topic %s", name)
+            if name == TXN_STATE_TOPIC:
+                log.warning("the internal topic %s was deleted: every transaction's state is gone", name)
+                for partition_index in range(info.partitions):
+                    self.txns.unload(partition_index)  # created again on the next transactional request
             if name == OFFSETS_TOPIC:
                 log.warning("the internal topic %s was deleted: every group's committed offsets are gone", name)
                 self.groups.offsets = type(self.groups.offsets)()
