@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up Kafka Streams (org.apache.kafka:kafka-streams from Maven Central) for the integration tests,
 # idempotently: mvn copies it and its runtime dependencies into .tools/streams-lib/ (local repository
-# under .tools/maven/), then tests/java/streams/*.java and the stderr SLF4J binding are compiled into
+# under .tools/maven/), then tests/streams/*.java and the stderr SLF4J binding are compiled into
 # .tools/streams-classes/. As root, apt-get installs maven when mvn is missing.
 # Usage: tests/tools/setup_kafka_streams.sh      Environment: PYKBROKER_TOOLS_DIR (default <repo>/.tools)
 # Exit status: 0 when ready, 3 when java/javac/mvn are missing (nothing done), 1 on any other failure.
@@ -52,7 +52,7 @@ POM
     touch "$LIB/.complete-$VERSION"
 fi
 
-SOURCES=("$ROOT"/tests/java/streams/*.java "$ROOT"/tests/java/org/slf4j/impl/*.java)
+SOURCES=("$ROOT"/tests/streams/*.java "$ROOT"/tests/java/org/slf4j/impl/*.java)
 stamp="$CLASSES/.sources"
 if [[ ! -f "$stamp" ]] || [[ -n "$(find "${SOURCES[@]}" -newer "$stamp" 2>/dev/null)" ]]; then
     say "compiling ${#SOURCES[@]} source file(s)"
