@@ -107,7 +107,8 @@ async def describe_groups(broker: "Broker", ctx: RequestContext, req: Msg) -> Ms
     return Msg(throttle_time_ms=0, groups=out)
 
 
-@handles("DELETE_GROUPS", 0, 2)
+# v3 only adds a nullable per-group error_message (left null), the request is unchanged.
+@handles("DELETE_GROUPS", 0, 3)
 async def delete_groups(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     return Msg(throttle_time_ms=0, results=[{"group_id": g, "error_code": broker.groups.delete_group(g)}
                                             for g in req.groups_names])

@@ -32,7 +32,9 @@ _APPEND_ERRORS: tuple[tuple[type[Exception], ErrorCode], ...] = (
 )
 
 
-@handles("PRODUCE", 0, 11)
+# v12 (KIP-890) is v11 unless transaction.version 2 is finalized (implicit partition adds); it is
+# finalized at 0 here and transactional produce is refused anyway. v13 (topic ids, KIP-516) is not served.
+@handles("PRODUCE", 0, 12)
 async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | None:
     acks = req.acks
     topics = []

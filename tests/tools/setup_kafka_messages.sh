@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Sets up Kafka 4.x's protocol reference (kafka-clients 4.4.0) in the ignored .tools/ cache, idempotently:
-#   1. resolves org.apache.kafka:kafka-clients:4.4.0 and its runtime dependencies from Maven Central
-#      with mvn into .tools/kafka-clients-4.4.0/m2 (classpath written to classpath.txt)
+#   1. resolves org.apache.kafka:kafka-clients:4.4.0 and kafka-server-common:4.4.0 (feature levels)
+#      with their runtime dependencies from Maven Central with mvn into .tools/kafka-clients-4.4.0/m2
+#      (classpath written to classpath.txt)
 #   2. extracts the jar's common/message/*.json into .tools/kafka-clients-4.4.0/kafka-protocol/message/
-#   3. compiles tools/kafka_protocol/DumpProtocol.java and writes errors.tsv and api-keys.tsv next to
-#      message/ (the Errors and ApiKeys enums are code in the jar, not data)
+#   3. compiles tools/kafka_protocol/DumpProtocol.java and writes errors.tsv, api-keys.tsv and
+#      features.tsv next to message/ (the Errors, ApiKeys, MetadataVersion and Feature enums are code)
 # The result has the layout of ../shared/kafka-protocol (3.9.1). Steps whose output exists are skipped.
 # Nothing here is committed: the jar and Kafka's JSON files stay in .tools/.
 #
@@ -49,7 +50,7 @@ fi
 
 # ---- 1: jars
 classpath_ok() {
-    [[ -s "$DIR/classpath.txt" ]] || return 1
+    [[ -s "$DIR/classpath.txt" ]] && grep -q kafka-server-common "$DIR/classpath.txt" || return 1
     local j
     IFS=: read -r -a jars < "$DIR/classpath.txt"
     for j in "${jars[@]}"; do [[ -s "$j" ]] || return 1; done
@@ -61,13 +62,18 @@ if ! classpath_ok; then
   <groupId>local.pykbroker</groupId><artifactId>kafka-messages</artifactId><version>1</version>
   <dependencies>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-clients</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-server-common</artifactId><version>$KAFKA_VERSION</version></dependency>
   </dependencies>
 </project>
 POM
     say "resolving org.apache.kafka:kafka-clients:$KAFKA_VERSION from Maven Central with mvn"
     t0=$(now_ms)
-    (cd "$DIR" && mvn -q -B -Dstyle.color=never -Dmaven.repo.local="$DIR/m2" dependency:build-classpath \
-        -Dmdep.outputFile="$DIR/classpath.tmp" -Dmdep.includeScope=runtime) >&2
+    if ! (cd "$DIR" && mvn -q -B -Dstyle.color=never -Dmaven.repo.local="$DIR/m2" dependency:build-classpath \
+            -Dmdep.outputFile="$DIR/classpath.tmp" -Dmdep.includeScope=runtime) >"$DIR/mvn.log" 2>&1; then
+        tail -40 "$DIR/mvn.log" >&2
+        say "mvn failed (is Maven Central reachable?); full log: $DIR/mvn.log"
+        exit 1
+    fi
     mv -f "$DIR/classpath.tmp" "$DIR/classpath.txt"
     say "resolved in $(secs_since "$t0") s"
 fi
@@ -90,14 +96,14 @@ fi
 
 # ---- 3: facts held as code (error codes, API keys)
 CLASSES="$DIR/classes"
-if [[ ! -s "$REF/errors.tsv" || ! -s "$REF/api-keys.tsv" || "$DUMPER" -nt "$REF/errors.tsv" || "$JAR" -nt "$REF/errors.tsv" ]]; then
+if [[ ! -s "$REF/features.tsv" || "$DUMPER" -nt "$REF/features.tsv" || "$JAR" -nt "$REF/features.tsv" ]]; then
     mkdir -p "$CLASSES"
     javac -nowarn -d "$CLASSES" -cp "$CP" "$DUMPER"
-    for what in api-keys errors; do
+    for what in api-keys errors features; do
         java -cp "$CLASSES:$CP" DumpProtocol "$what" > "$REF/$what.tmp" 2>"$DIR/dump.log"
         mv -f "$REF/$what.tmp" "$REF/$what.tsv"
     done
-    say "wrote $REF/errors.tsv ($(($(wc -l < "$REF/errors.tsv") - 1)) codes) and api-keys.tsv"
+    say "wrote $REF/errors.tsv ($(($(wc -l < "$REF/errors.tsv") - 1)) codes), api-keys.tsv and features.tsv"
 fi
 
 say "ready in $(secs_since "$start") s"

@@ -83,9 +83,9 @@ def ensure_java_client(timeout: float = 600) -> None:
             raise RuntimeError(f"{SETUP_SCRIPT} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
 
 
-def java_command(args: list[str]) -> list[str]:
-    """The full command line for ``KafkaCheck args...`` (after ``ensure_java_client()``)."""
-    classpath = os.pathsep.join([str(JAVA_CLASSES), str(JAVA_LIB / "*")])
+def java_command(args: list[str], classpath: str | None = None) -> list[str]:
+    """The full command line for ``KafkaCheck args...`` (after ``ensure_java_client()``, or on `classpath`)."""
+    classpath = classpath or os.pathsep.join([str(JAVA_CLASSES), str(JAVA_LIB / "*")])
     return ["java", *JVM_OPTS, "-cp", classpath, MAIN_CLASS, *map(str, args)]
 
 
@@ -100,19 +100,22 @@ def _last_json_line(stdout: str) -> dict | None:
     return None
 
 
-def run_java(args: list[str], timeout: float = 60, *, check: bool = True, env: dict | None = None) -> dict:
+def run_java(args: list[str], timeout: float = 60, *, check: bool = True, env: dict | None = None,
+             classpath: str | None = None) -> dict:
     """Run ``KafkaCheck args...`` and return its JSON result.
 
     ``timeout`` bounds the JVM process (KafkaCheck's own ``--timeout-ms`` defaults to 30 s). With ``check``
     (default) a non-zero exit, a missing JSON line or ``"ok": false`` raises JavaClientError carrying stdout,
     stderr and the parsed result; with ``check=False`` the parsed result is returned as is (``"ok"`` tells),
-    plus ``"returncode"``. Exit codes: 0 ok, 1 failed, 2 usage, 3 timeout.
+    plus ``"returncode"``. Exit codes: 0 ok, 1 failed, 2 usage, 3 timeout. ``classpath``: another
+    build of KafkaCheck (the Kafka 4.x client, tests/tools/setup_java_client_4x.sh) instead of 3.9.1.
     """
     reason = java_available()
     if reason:
         raise RuntimeError(reason)
-    ensure_java_client()
-    cmd = java_command(args)
+    if classpath is None:
+        ensure_java_client()
+    cmd = java_command(args, classpath)
     run_env = dict(os.environ, **(env or {}))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env,
