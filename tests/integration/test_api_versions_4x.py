@@ -6,6 +6,7 @@ import pytest
 
 from pykbroker.handlers import HANDLERS
 from pykbroker.handlers.features import FINALIZED, FINALIZED_EPOCH, SUPPORTED
+from pykbroker.protocol.errors import ErrorCode
 from pykbroker.protocol.messages import API_KEYS
 from pykbroker.testing import RunningBroker
 from pykbroker.wire_client import WireClient
@@ -19,6 +20,12 @@ def client(kafka_broker: RunningBroker):
     c = WireClient(kafka_broker.bootstrap_servers)
     yield c
     c.close()
+
+
+def create_topic(client: WireClient, name: str) -> None:
+    r = client.request(K["CREATE_TOPICS"], 7, {"topics": [{"name": name, "num_partitions": 2,
+                                                           "replication_factor": 1}], "timeout_ms": 5000})
+    assert r.topics[0].error_code == 0
 
 
 def features(r) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
@@ -61,9 +68,7 @@ def test_delete_groups_v3_result_has_a_null_message(client: WireClient) -> None:
 
 
 def test_consumer_group_describe_v1_reports_consumer_members(client: WireClient) -> None:
-    created = client.request(K["CREATE_TOPICS"], 7, {"topics": [{"name": "cgd", "num_partitions": 2,
-                                                                   "replication_factor": 1}], "timeout_ms": 5000})
-    assert created.topics[0].error_code == 0
+    create_topic(client, "cgd")
     joined = client.request(K["CONSUMER_GROUP_HEARTBEAT"], 0, {
         "group_id": "g1", "member_id": "", "member_epoch": 0, "rebalance_timeout_ms": 30000,
         "subscribed_topic_names": ["cgd"], "topic_partitions": []})
@@ -72,3 +77,24 @@ def test_consumer_group_describe_v1_reports_consumer_members(client: WireClient)
     assert [(m.member_id, m.member_type) for m in v1.groups[0].members] == [(joined.member_id, 1)]
     v0 = client.request(K["CONSUMER_GROUP_DESCRIBE"], 0, {"group_ids": ["g1"]})
     assert "member_type" not in v0.groups[0].members[0]
+
+
+@pytest.mark.parametrize("version", [5, 6])
+def test_describe_groups_v6_says_an_unknown_group_is_not_found(client: WireClient, version: int) -> None:
+    group = client.request(K["DESCRIBE_GROUPS"], version, {"groups": ["nobody"],
+                                                            "include_authorized_operations": False}).groups[0]
+    assert (group.group_id, group.group_state) == ("nobody", "Dead")
+    if version >= 6:
+        assert (group.error_code, group.error_message) == (ErrorCode.GROUP_ID_NOT_FOUND, "Group nobody not found.")
+    else:
+        assert group.error_code == 0 and "error_message" not in group
+
+
+def test_describe_groups_v6_describes_a_known_group(client: WireClient) -> None:
+    create_topic(client, "kt")
+    committed = client.request(K["OFFSET_COMMIT"], 8, {
+        "group_id": "known", "generation_id_or_member_epoch": -1, "member_id": "", "group_instance_id": None,
+        "topics": [{"name": "kt", "partitions": [{"partition_index": 0, "committed_offset": 0}]}]})
+    assert committed.topics[0].partitions[0].error_code == 0
+    group = client.request(K["DESCRIBE_GROUPS"], 6, {"groups": ["known"]}).groups[0]
+    assert (group.error_code, group.error_message) == (0, None)
