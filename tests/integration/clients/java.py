@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
+from typing import Callable
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TOOLS_DIR = Path(os.environ.get("PYKBROKER_TOOLS_DIR", REPO_ROOT / ".tools"))
@@ -137,3 +138,17 @@ def run_java(args: list[str], timeout: float = 60, *, check: bool = True, env: d
             f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}",
             returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr, result=result)
     return result
+
+
+def produce_then_consume(run: Callable[..., dict], bootstrap: str, topic: str, count: int, partitions: int = 3,
+                         produce_args: tuple[str, ...] = (), consume_args: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """Create `topic`, produce `count` records and consume them back with `run` (a KafkaCheck runner).
+
+    Checks that every record came back with the same bytes; returns both JSON results for more checks.
+    """
+    run(["admin", "--bootstrap", bootstrap, "create-topic", topic, "--partitions", str(partitions)])
+    produced = run(["produce", "--bootstrap", bootstrap, "--topic", topic, "--count", str(count), *produce_args])
+    assert produced["acked"] == count and produced["failed"] == 0, produced
+    consumed = run(["consume", "--bootstrap", bootstrap, "--topic", topic, "--count", str(count), *consume_args])
+    assert consumed["count"] == count and consumed["value_crc_sum"] == produced["value_crc_sum"], consumed
+    return produced, consumed

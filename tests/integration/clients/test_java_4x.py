@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import pytest
 
-from integration.clients.java import java_available, run_java
+from integration.clients.java import java_available, produce_then_consume, run_java
 from pykbroker.handlers import HANDLERS, Handler
 from pykbroker.handlers.features import FINALIZED, FINALIZED_EPOCH, SUPPORTED
 from pykbroker.protocol.messages import API_KEYS
@@ -62,26 +62,18 @@ def test_java4x_sees_the_features_served(kafka_broker: RunningBroker, java4x) ->
 
 def test_java4x_idempotent_producer_then_consumer(kafka_broker: RunningBroker, java4x, served) -> None:
     """Produce v12, Fetch v18, Metadata v13 and ListOffsets v10: what a 4.4 client picks here."""
-    bs = kafka_broker.bootstrap_servers
-    topic = _topic("java4x")
-    java4x(["admin", "--bootstrap", bs, "create-topic", topic, "--partitions", "3"])
-    produced = java4x(["produce", "--bootstrap", bs, "--topic", topic, "--count", "1000", "--compression", "zstd"])
-    assert produced["acked"] == 1000 and produced["failed"] == 0
-    consumed = java4x(["consume", "--bootstrap", bs, "--topic", topic, "--count", "1000"])
-    for field in ("count", "value_bytes", "value_crc_sum", "partitions", "first_offset", "last_offset"):
+    produced, consumed = produce_then_consume(java4x, kafka_broker.bootstrap_servers, _topic("java4x"), 1000,
+                                              produce_args=("--compression", "zstd"))
+    for field in ("value_bytes", "partitions", "first_offset", "last_offset"):
         assert consumed[field] == produced[field], field
     assert {("PRODUCE", 12), ("FETCH", 18), ("METADATA", 13), ("LIST_OFFSETS", 10)} <= served
 
 
 def test_java4x_kip848_consumer_group(kafka_broker: RunningBroker, java4x, served) -> None:
-    bs = kafka_broker.bootstrap_servers
-    topic = _topic("java4x-848")
-    java4x(["admin", "--bootstrap", bs, "create-topic", topic, "--partitions", "2"])
-    produced = java4x(["produce", "--bootstrap", bs, "--topic", topic, "--count", "200"])
-    consumed = java4x(["consume", "--bootstrap", bs, "--topic", topic, "--count", "200", "--group", "j4x",
-                       "--from-beginning", "--prop", "group.protocol=consumer"])
-    assert consumed["count"] == 200 and consumed["committed"] is True
-    assert consumed["value_crc_sum"] == produced["value_crc_sum"]
+    _, consumed = produce_then_consume(java4x, kafka_broker.bootstrap_servers, _topic("java4x-848"), 200, 2,
+                                       consume_args=("--group", "j4x", "--from-beginning",
+                                                     "--prop", "group.protocol=consumer"))
+    assert consumed["committed"] is True
     assert ("CONSUMER_GROUP_HEARTBEAT", 0) in served
 
 
