@@ -226,6 +226,8 @@ def merged_messages(old: Path, new: Path) -> list[dict[str, Any]]:
     for key in sorted(set(olds) | set(news), key=str):
         o, n = olds.get(key), news.get(key)
         stable = versions_of(n["validVersions"]) - unstable(n, news) if n else set()
+        if o is None and not stable:
+            continue  # a 4.x message with only an unstable version: nothing a released client sends
         out.append(merge_message(o and convert_message(o), n and convert_message(n), stable,
                                  unstable(o, olds) if o else set()))
     return out
