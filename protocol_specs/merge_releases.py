@@ -11,7 +11,7 @@ versions must have the same wire layout in both releases, or a `MergeError` says
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Collection
 
 Spec = dict[str, Any]
 Field = dict[str, Any]
@@ -72,7 +72,7 @@ def layout(fields: list[Field], v: int, flexible: bool, names: bool) -> tuple[An
 
 
 def merge_message(old: Spec | None, new: Spec | None, new_versions: set[int],
-                  unchecked: set[int] = frozenset()) -> Spec:  # type: ignore[assignment]
+                  unchecked: Collection[int] = ()) -> Spec:
     """One spec: `new` at `new_versions` (its stable ones), `old` at the versions only it defines.
 
     `unchecked`: shared versions where `old` need not agree (it marked them unstable).
@@ -132,8 +132,10 @@ def _merge_field(o: Field | None, n: Field | None, old_set: set[int], new_set: s
     assert base is not None
     if o is not None and n is not None:
         for key in ("tag", "flexible"):
-            if key in o and key in n and o[key] != n[key]:
+            if o.get(key, n.get(key)) != n.get(key, o.get(key)):
                 raise MergeError(f"field {o['name']}: {key} {o[key]!r} vs {n[key]!r}")
+        if o.get("default", _EMPTY) != n.get("default", _EMPTY):  # it decides whether a tagged field is sent
+            raise MergeError(f"field {o['name']}: default {o.get('default')!r} vs {n.get('default')!r}")
     present_old = versions_of(o["versions"], top) & old_set if o else set()
     present_new = versions_of(n["versions"], top) & new_set if n else set()
     out: Field = {"name": base["name"], "type": base["type"]}

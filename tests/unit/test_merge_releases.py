@@ -58,3 +58,9 @@ def test_unstable_old_versions_need_not_agree() -> None:
 def test_a_gap_in_the_versions_fails() -> None:
     with pytest.raises(merge.MergeError, match="not one range"):
         merge.merge_message(spec("0-1", [field("a", "0+")]), spec("3-4", [field("a", "3+")]), {3, 4})
+
+
+def test_a_changed_default_fails() -> None:
+    new = spec("2-3", [field("a", "0+", default=-1), field("b", "2+", "string", nullable="3+")])
+    with pytest.raises(merge.MergeError, match="field a: default None vs -1"):
+        merge.merge_message(OLD, new, {2, 3})
