@@ -80,3 +80,16 @@ def test_java_kip848_consumer_group(kafka_broker: RunningBroker, java_client) ->
     broker = kafka_broker.broker
     assert broker is not None and "j848" in broker.consumer_groups.groups
     assert sum(c.offset for c in broker.groups.offsets.get("j848").values()) == 300
+
+
+def test_kcat_transactional_producer(kafka_broker: RunningBroker, kcat_client) -> None:
+    """kcat -X transactional.id=... produces its input in one transaction and commits it at the end."""
+    bs = kafka_broker.bootstrap_servers
+    topic = _topic("kcat-txn")
+    kcat_client(["-b", bs, "-P", "-t", topic, "-p", "0", "-X", "transactional.id=kcat-txn"],
+                input="".join(f"t{i}\n" for i in range(20)))
+    committed = kcat_client(["-b", bs, "-C", "-t", topic, "-o", "beginning", "-e", "-X",
+                             "isolation.level=read_committed", "-f", "%s@%o\n"])
+    assert committed.splitlines() == [f"t{i}@{i}" for i in range(20)]
+    partition = kafka_broker.broker.partition(topic, 0)
+    assert partition.high_watermark == 21 and partition.last_stable_offset == 21  # the COMMIT marker is at 20
