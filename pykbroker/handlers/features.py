@@ -3,9 +3,11 @@
 A Kafka 4.4 broker supports metadata.version 7 (3.3-IV3) up to its latest and every production
 feature whose latest level is above 0; a fresh cluster finalizes the latest levels. Here the levels
 are those this broker implements: group.version 1 because the KIP-848 consumer group protocol is
-served; transaction.version, kraft.version, share.version, streams.version and
-eligible.leader.replicas.version stay at 0 (not implemented), and a feature whose highest level is
-0 is left out of both lists, as Kafka leaves it out (absent means level 0 to clients).
+served; transaction.version 0 because transactions are those of KIP-98 (levels 1-2 are KIP-890
+part 2: epoch bump per transaction, implicit partition adds, not implemented); kraft.version 0
+(no KRaft quorum); share.version, streams.version and eligible.leader.replicas.version 0 (not
+implemented). A feature whose highest level is 0 is left out of both lists, as Kafka leaves it out
+(absent means level 0 to clients).
 """
 
 from __future__ import annotations

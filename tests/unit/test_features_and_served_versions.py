@@ -72,3 +72,23 @@ def test_served_versions_stay_within_3_9_unless_listed(kafka_reference: Path) ->
     assert beyond == RAISED_BEYOND_3_9
     for key, h in HANDLERS.items():
         assert API_VERSION_RANGES[key][0] <= h.min_version <= h.max_version <= API_VERSION_RANGES[key][1]
+
+
+def test_handlers_read_only_fields_their_request_has() -> None:
+    """4.x renamed some fields at versions 3.9 shares (TxnOffsetCommit's generation_id): a handler
+    reading a name its request no longer has would silently get the default."""
+    import inspect
+    import re
+
+    from pykbroker.protocol.messages import spec_for
+    from pykbroker.protocol.schema import vrange
+    checked = 0
+    for key, h in HANDLERS.items():
+        spec = spec_for(key, "request")
+        top = {f["name"] for f in spec["fields"]
+               if any(v in vrange(f["versions"]) for v in range(h.min_version, h.max_version + 1))}
+        source = inspect.getsource(h.fn)
+        for name in re.findall(r'\breq\.get\("(\w+)"', source) + re.findall(r"\breq\.(?!get\b)(\w+)", source):
+            assert name in top, f"{spec['name']} handler reads {name!r}, not a field at v{h.min_version}-{h.max_version}"
+            checked += 1
+    assert checked > 40
