@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from ..broker import Broker
     from ..cluster.partition import Partition
 
-@handles("FETCH", 0, 17)
+# v18 (KIP-1166) adds a tagged high_watermark that only followers send; consumers never do.
+@handles("FETCH", 0, 18)
 async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     v = ctx.api_version
     max_wait_s = max(req.max_wait_ms, 0) / 1000
