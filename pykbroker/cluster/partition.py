@@ -163,7 +163,7 @@ class Partition:
                                       coordinator_epoch=coordinator_epoch)
         offset = self.log.log_end_offset
         try:
-            self.log.append(marker, strict=False)
+            self.log.append(marker, strict=False, leader_epoch=self.leader_epoch)
         except OSError as e:
             raise KafkaStorageError(f"append to {self.log.directory} failed: {e}") from e
         first = self.producers.complete_txn(producer_id, producer_epoch)
@@ -173,6 +173,15 @@ class Partition:
             self._background(self._flush_pending)
         self._wake()  # the last stable offset (and the high watermark) moved
         return offset
+
+    def epoch_end_offset(self, epoch: int) -> tuple[int, int]:
+        """Kafka's LeaderEpochFileCache.endOffsetFor with one epoch (this node has led the partition
+        at its current epoch since its log start): (epoch, end offset), or (-1, -1) if unknown."""
+        if epoch == self.leader_epoch:
+            return epoch, self.log_end_offset
+        if epoch < 0 or epoch > self.leader_epoch:
+            return -1, -1
+        return epoch, self.log_start_offset
 
     def active_producers(self) -> list[ActiveProducer]:
         return self.producers.active()
@@ -187,7 +196,7 @@ class Partition:
 
     def _append(self, records: Any, headers: list[BatchHeader], *, strict: bool) -> AppendInfo:
         try:
-            info = self.log.append(records, strict=strict)
+            info = self.log.append(records, strict=strict, leader_epoch=self.leader_epoch)
         except OSError as e:  # e.g. creating the next segment's files on a full disk
             raise KafkaStorageError(f"append to {self.log.directory} failed: {e}") from e
         offset = info.first_offset
