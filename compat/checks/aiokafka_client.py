@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable
 
-from .common import CheckSet, Ctx, Fail
+from .common import UNKNOWN_TOPIC_OR_PARTITION, CheckSet, Ctx, Fail, NotYet
 from .scenarios import Driver, Rec, register
 
 CLIENT = "aiokafka"
@@ -77,6 +77,8 @@ class AiokafkaDriver(Driver):
         async def use(admin):
             return await admin.describe_topics([topic])
         [desc] = self._with_admin(ctx, use)
+        if desc.get("error_code", 0) == UNKNOWN_TOPIC_OR_PARTITION:
+            raise NotYet(f"describe {topic}: UNKNOWN_TOPIC_OR_PARTITION")  # not propagated yet: wait_until retries
         if desc.get("error_code", 0):
             raise Fail(f"describe {topic}: error code {desc['error_code']}")
         return len(desc["partitions"])

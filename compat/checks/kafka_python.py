@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from .common import CheckSet, Ctx, Fail, Skip
+from .common import UNKNOWN_TOPIC_OR_PARTITION, CheckSet, Ctx, Fail, NotYet, Skip
 from .scenarios import Driver, Rec, register
 
 CLIENT = "kafka-python"
@@ -70,6 +70,8 @@ class KafkaPythonDriver(Driver):
             [desc] = admin.describe_topics([topic])
         finally:
             admin.close()
+        if desc.get("error_code", 0) == UNKNOWN_TOPIC_OR_PARTITION:
+            raise NotYet(f"describe {topic}: UNKNOWN_TOPIC_OR_PARTITION")  # not propagated yet: wait_until retries
         if desc.get("error_code", 0):
             raise Fail(f"describe {topic}: error code {desc['error_code']}")
         return len(desc["partitions"])
