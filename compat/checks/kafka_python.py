@@ -164,7 +164,7 @@ class KafkaPythonDriver(Driver):
             while not consumer.assignment() and time.monotonic() < deadline:
                 consumer.poll(timeout_ms=200)
             if not consumer.assignment():
-                raise Fail("the member got no assignment")
+                raise Fail(f"the member got no assignment ({_group_state(consumer, topic)})")
             listed = any(_group_id(g) == group for g in admin.list_groups())
             described = admin.describe_groups([group])
             # kafka-python 3 answers {group_id: {...}}; older versions a list of group tuples
@@ -174,6 +174,17 @@ class KafkaPythonDriver(Driver):
         finally:
             admin.close()
             consumer.close()
+
+
+def _group_state(consumer: "KafkaConsumer", topic: str) -> str:
+    """What the consumer knows, for a failure message (private attributes: best effort)."""
+    try:
+        coordinator = consumer._coordinator
+        known = topic in consumer._client.cluster.topics()
+        return (f"coordinator {coordinator.coordinator_id}, state {coordinator.state}, "
+                f"generation {coordinator._generation}, topic in its metadata: {known}")
+    except Exception as e:
+        return f"state unknown: {type(e).__name__}"
 
 
 def _group_id(g: object) -> str:
