@@ -146,9 +146,12 @@ def server_properties(work: Path, port: int, controller_port: int,
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL when the parent dies (Linux), so no JVM outlives its test."""
+    """In the child, before exec: SIGKILL when the parent dies (Linux), so no JVM outlives its test.
+
+    Linux sends it when the *thread* that started the child ends: enter kafka_reference() from a thread
+    that lives as long as the broker should (the main thread, in pytest and the CLI)."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG = 1
     except (OSError, AttributeError):
         pass
 
@@ -209,21 +212,23 @@ class RunningKafka:
         return "\n".join(text[-lines:])
 
 
-def _answers(bootstrap: str) -> bool:
-    """True once the listener serves ApiVersions and Metadata names a broker (i.e. it is unfenced)."""
+def _not_ready(bootstrap: str) -> str | None:
+    """None once the listener serves ApiVersions and Metadata names a broker (it is unfenced), else why not."""
     from pykbroker.wire_client import WireClient  # the project's raw client: exact requests, no retries
     try:
         client = WireClient(bootstrap, timeout_s=2)
-    except OSError:
-        return False
+    except OSError as e:
+        return f"connect: {e}"
     try:
         versions = client.request(18, 3, {"client_software_name": "compat-reference",
                                           "client_software_version": "1"})
         if versions.error_code != 0:
-            return False
-        return bool(client.request(3, 12, {"topics": []}).brokers)
-    except (OSError, ConnectionError, ValueError):
-        return False
+            return f"ApiVersions error code {versions.error_code}"
+        if not client.request(3, 12, {"topics": []}).brokers:
+            return "Metadata lists no broker yet"
+        return None
+    except Exception as e:  # closed while starting, or an answer our codec cannot read: keep polling
+        return f"{type(e).__name__}: {e}"
     finally:
         client.close()
 
@@ -297,14 +302,14 @@ def kafka_reference(libs: Path | None = None, *, overrides: Mapping[str, object]
         kafka = RunningKafka(f"127.0.0.1:{port}", port, controller_port, work, log_path, kafka_version(libs),
                              proc.pid, format_s=format_s, jvm_opts=tuple(jvm_opts))
         deadline = started + ready_timeout_s
-        while not _answers(kafka.bootstrap_servers):
+        while (why := _not_ready(kafka.bootstrap_servers)) is not None:
             if proc.poll() is not None:
                 stdout = (work / "stdout.log").read_text(errors="replace")[-3000:]
                 raise KafkaReferenceError(f"Kafka exited with {proc.returncode} before it was ready:\n"
                                           f"{stdout}\n{kafka.log_tail()}")
             if time.monotonic() > deadline:
-                raise KafkaReferenceError(f"Kafka did not answer on {kafka.bootstrap_servers} within "
-                                          f"{ready_timeout_s:g} s:\n{kafka.log_tail()}")
+                raise KafkaReferenceError(f"Kafka was not ready on {kafka.bootstrap_servers} within "
+                                          f"{ready_timeout_s:g} s (last: {why}):\n{kafka.log_tail()}")
             time.sleep(0.2)
         kafka.ready_after_s = time.monotonic() - started
         yield kafka
