@@ -168,7 +168,8 @@ def _kill_leftovers() -> None:
             pass
 
 
-def _java() -> str:
+def java_command() -> str:
+    """The java to run Kafka with ($JAVA_HOME/bin/java, else the one on PATH); JavaMissing when none."""
     home = os.environ.get("JAVA_HOME")
     if home and (Path(home) / "bin" / "java").is_file():
         return str(Path(home) / "bin" / "java")
@@ -274,7 +275,7 @@ def kafka_reference(libs: Path | None = None, *, overrides: Mapping[str, object]
     `keep_dir` leaves the temp dir (server.properties, data, server.log) in place after the stop.
     """
     libs = libs or ensure_kafka()
-    java = _java()
+    java = java_command()
     classpath = f"{libs}/*"
     _sweep_stale_dirs()
     work = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))

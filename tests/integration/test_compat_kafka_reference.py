@@ -32,6 +32,7 @@ pytestmark = pytest.mark.kafka_reference
 @pytest.fixture(scope="module")
 def kafka_libs() -> Path:
     try:
+        reference.java_command()  # even when Kafka's jars are already in .tools/
         return reference.ensure_kafka()
     except reference.KafkaReferenceError as e:  # java or mvn missing, or Maven Central unreachable
         pytest.fail(f"cannot set up the Apache Kafka reference broker: {e}", pytrace=False)
