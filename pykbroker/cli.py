@@ -1,5 +1,5 @@
-"""Command line: `pykbroker [serve] ...` runs the broker; `topics`, `produce`, `consume` and `groups`
-are small Kafka tools (pykbroker/tools/) that talk to a broker with pykbroker's own codec.
+"""Command line: `pykbroker [serve] ...` runs the broker; `topics`, `produce`, `consume`, `groups` and
+`transactions` are small Kafka tools (pykbroker/tools/) that talk to a broker with pykbroker's own codec.
 
 This module only parses arguments and dispatches; `pykbroker COMMAND --help` documents each command.
 """
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     _produce_parser(sub)
     _consume_parser(sub)
     _groups_parser(sub)
+    _transactions_parser(sub)
     return parser
 
 
@@ -180,6 +181,22 @@ def _groups_parser(sub: Any) -> None:
     describe.add_argument("group", help="group id")
 
 
+def _transactions_parser(sub: Any) -> None:
+    p = sub.add_parser("transactions", help="list transactions or show one", formatter_class=Formatter,
+                       description="List the transactional ids the coordinator knows, or show one transaction's "
+                                   "producer, state and partitions (like kafka-transactions.sh).",
+                       epilog="examples:\n  pykbroker transactions list\n  pykbroker transactions list --state Ongoing\n"
+                              "  pykbroker transactions describe my-txn-id")
+    _client_options(p)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = _action(actions, "list", "print a table: TRANSACTIONAL-ID COORDINATOR PRODUCER-ID STATE")
+    listing.add_argument("--state", action="append", metavar="STATE",
+                         help="only transactions in this state (Ongoing, PrepareCommit, CompleteAbort...); repeatable")
+    describe = _action(actions, "describe", "show one transaction: producer id and epoch, state, timeout, start "
+                                            "time, duration and partitions")
+    describe.add_argument("transactional_id", help="the producer's transactional.id")
+
+
 # ---------------------------------------------------------------------------- serve
 
 def config_from_args(args: argparse.Namespace) -> BrokerConfig:
@@ -229,10 +246,13 @@ async def serve(config: BrokerConfig, metrics_address: tuple[str, int] | None = 
             metrics.watch(broker, trio.lowlevel.current_trio_token())
             metrics_server, (mhost, mport) = start_server(metrics, *metrics_address)
             extra = f", metrics on http://{mhost}:{mport}/metrics"
-        async with trio.open_nursery() as nursery:
-            host, port = await nursery.start(broker.run)
-            print(f"pykbroker ready: listening on {host}:{port}, data in {config.data_dir.resolve()}{extra}", flush=True)
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        # The signal receiver is open before "ready" is printed: a SIGTERM sent on seeing that line
+        # is a clean shutdown, never the default handler's abrupt exit.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                host, port = await nursery.start(broker.run)
+                print(f"pykbroker ready: listening on {host}:{port}, data in {config.data_dir.resolve()}{extra}",
+                      flush=True)
                 async for signum in signals:
                     log.info("received %s: shutting down", signal.Signals(signum).name)
                     nursery.cancel_scope.cancel()
@@ -240,8 +260,7 @@ async def serve(config: BrokerConfig, metrics_address: tuple[str, int] | None = 
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()
-        if broker.bound is None:  # run() never started: it did not close the logs
-            broker.close()
+        broker.close()  # run() closes the logs; this is for a start that failed before it ran
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -296,6 +315,9 @@ def _tool(command: str) -> Callable[[argparse.Namespace], int]:
     if command == "consume":
         from .tools import consume
         return consume.run
+    if command == "transactions":
+        from .tools import transactions
+        return transactions.run
     from .tools import groups
     return groups.run
 

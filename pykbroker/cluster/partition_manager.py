@@ -85,6 +85,11 @@ class PartitionManager:
             except OSError as e:
                 log.error("%s-%d: producer snapshot not written: %s", p.topic, p.index, e)
 
+    def expire_producers(self, now_ms: int, expiration_ms: int) -> int:
+        """producer.id.expiration.ms: forget producers idle that long on every partition (as Kafka,
+        by their last batch's timestamp); a later batch of theirs starts a new sequence (KIP-360)."""
+        return sum(len(p.producers.expire(now_ms, expiration_ms)) for p in self._all())
+
     async def flush_due(self) -> None:
         """flush.ms for every partition, each fsync in a worker thread."""
         for p in self._all():

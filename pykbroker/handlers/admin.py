@@ -3,6 +3,8 @@ IncrementalAlterConfigs, DeleteRecords."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from typing import TYPE_CHECKING, Any
 
 from ..config import SETTINGS
@@ -15,7 +17,7 @@ from ..log.errors import (
 )
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
-from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
+from .registry import RequestContext, authorized_operations, handles
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -26,7 +28,8 @@ TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
-@handles("DESCRIBE_CLUSTER", 0, 1)
+# v2 (KIP-1073) adds include_fenced_brokers and brokers[].is_fenced: this broker is never fenced.
+@handles("DESCRIBE_CLUSTER", 0, 2)
 async def describe_cluster(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     host, port = broker.advertised
     if req.get("endpoint_type", 1) != 1:
@@ -36,7 +39,8 @@ async def describe_cluster(broker: "Broker", ctx: RequestContext, req: Msg) -> M
     return Msg(throttle_time_ms=0, error_code=0, error_message=None, endpoint_type=1, cluster_id=broker.cluster_id,
                controller_id=broker.node_id,
                brokers=[{"broker_id": broker.node_id, "host": host, "port": port, "rack": None}],
-               cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED)
+               cluster_authorized_operations=authorized_operations(
+                   "cluster", req.get("include_cluster_authorized_operations", False)))
 
 
 @handles("CREATE_PARTITIONS", 0, 3)
@@ -98,6 +102,22 @@ def _text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def apply_config_ops(ops: list[tuple[int, str, str | None]], configs: dict[str, str | None],
+                     effective: dict[str, str]) -> dict[str, str | None]:
+    """IncrementalAlterConfigs' SET/DELETE/APPEND/SUBTRACT on a topic's current overrides."""
+    for op, name, value in ops:
+        if op == SET:
+            configs[name] = value
+        elif op == DELETE:
+            configs.pop(name, None)
+        else:
+            items = [x for x in (configs.get(name) or effective.get(name) or "").split(",") if x]
+            extra = [x for x in (value or "").split(",") if x]
+            items = items + [x for x in extra if x not in items] if op == APPEND else [x for x in items if x not in extra]
+            configs[name] = ",".join(items)
+    return configs
+
+
 @handles("INCREMENTAL_ALTER_CONFIGS", 0, 1)
 async def incremental_alter_configs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     responses = []
@@ -110,24 +130,14 @@ async def incremental_alter_configs(broker: "Broker", ctx: RequestContext, req: 
             out.update(error_code=code, error_message="only existing topics' configs can be altered")
             responses.append(out)
             continue
-        configs: dict[str, str | None] = dict(info.configs)
-        effective = info.config.to_kafka_configs()
-        for c in r.configs:
-            if c.config_operation == SET:
-                configs[c.name] = c.value
-            elif c.config_operation == DELETE:
-                configs.pop(c.name, None)
-            elif c.config_operation in (APPEND, SUBTRACT):
-                items = [x for x in (configs.get(c.name) or effective.get(c.name) or "").split(",") if x]
-                extra = [x for x in (c.value or "").split(",") if x]
-                items = items + [x for x in extra if x not in items] if c.config_operation == APPEND \
-                    else [x for x in items if x not in extra]
-                configs[c.name] = ",".join(items)
-            else:
-                out.update(error_code=ErrorCode.INVALID_REQUEST, error_message=f"unknown operation {c.config_operation}")
+        bad = [c.config_operation for c in r.configs if c.config_operation not in (SET, DELETE, APPEND, SUBTRACT)]
+        if bad:
+            out.update(error_code=ErrorCode.INVALID_REQUEST, error_message=f"unknown operation {bad[0]}")
+        ops = [(c.config_operation, c.name, c.value) for c in r.configs]
         if not out["error_code"]:
             try:
-                await broker.set_topic_configs(r.resource_name, configs, validate_only=req.validate_only)
+                await broker.alter_topic_configs(r.resource_name, partial(apply_config_ops, ops),
+                                                 validate_only=req.validate_only)
             except InvalidConfigError as e:
                 out.update(error_code=ErrorCode.INVALID_CONFIG, error_message=str(e))
             except UnknownTopicOrPartitionError as e:

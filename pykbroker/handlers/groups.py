@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..coordinator.group import GroupState
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
-from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
+from .registry import RequestContext, authorized_operations, handles
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -20,11 +21,13 @@ async def find_coordinator(broker: "Broker", ctx: RequestContext, req: Msg) -> M
     host, port = broker.advertised
     key_type = req.get("key_type", GROUP_KEY)
 
+    if key_type == TRANSACTION_KEY:
+        await broker.transaction_state_ready()  # Kafka creates __transaction_state on first use
+
     def answer(key: str) -> dict:
-        if key_type != GROUP_KEY:
-            return {"key": key, "node_id": -1, "host": "", "port": -1,
-                    "error_code": ErrorCode.COORDINATOR_NOT_AVAILABLE,
-                    "error_message": "transactions are not supported by this broker yet"}
+        if key_type not in (GROUP_KEY, TRANSACTION_KEY):
+            return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": ErrorCode.INVALID_REQUEST,
+                    "error_message": f"unknown coordinator key type {key_type}"}
         return {"key": key, "node_id": broker.node_id, "host": host, "port": port, "error_code": 0,
                 "error_message": None}
 
@@ -92,22 +95,29 @@ async def list_groups(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     return Msg(throttle_time_ms=0, error_code=code, groups=groups)
 
 
-@handles("DESCRIBE_GROUPS", 0, 5)
+# v6 (KIP-1043) answers GROUP_ID_NOT_FOUND, with a message, for a group that does not exist (before,
+# a Dead group without error); it adds only that message field.
+@handles("DESCRIBE_GROUPS", 0, 6)
 async def describe_groups(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     out = []
     for group_id in req.groups:
         d = broker.groups.describe(group_id)
-        out.append({"error_code": d.error, "group_id": d.group_id, "group_state": d.state,
+        error, message = d.error, None
+        if ctx.api_version >= 6 and not error and d.state == GroupState.DEAD and not d.members and not d.protocol_type:
+            error, message = ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found."
+        out.append({"error_code": error, "error_message": message, "group_id": d.group_id, "group_state": d.state,
                     "protocol_type": d.protocol_type, "protocol_data": d.protocol,
                     "members": [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
                                  "client_id": m.client_id, "client_host": m.client_host,
                                  "member_metadata": m.metadata, "member_assignment": m.assignment}
                                 for m in d.members],
-                    "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED})
+                    "authorized_operations": authorized_operations(
+                        "group", req.get("include_authorized_operations", False))})
     return Msg(throttle_time_ms=0, groups=out)
 
 
-@handles("DELETE_GROUPS", 0, 2)
+# v3 only adds a nullable per-group error_message (left null), the request is unchanged.
+@handles("DELETE_GROUPS", 0, 3)
 async def delete_groups(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     return Msg(throttle_time_ms=0, results=[{"group_id": g, "error_code": broker.groups.delete_group(g)}
                                             for g in req.groups_names])

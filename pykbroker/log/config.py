@@ -1,4 +1,8 @@
-"""Per-topic log configuration, named and validated like Kafka 3.9's topic configs.
+"""Per-topic log configuration, named and validated like Kafka 3.9/4.x's topic configs.
+
+Names, types, defaults and ranges come from ``pykbroker/kafka_configs.json`` (generated from
+Kafka's own ConfigDefs), so CreateTopics, IncrementalAlterConfigs, broker defaults and start-up
+all check a value with the same rule Kafka does.
 
 ``LogConfig`` holds the settings the storage layer acts on as typed fields
 (each field's metadata names its Kafka config). Every other Kafka topic
@@ -13,8 +17,11 @@ runs when the policy includes ``delete``, as in Kafka).
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any, Final
 
 from pykbroker.log.errors import InvalidConfigError
@@ -106,68 +113,135 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _kafka(name: str, parser: Callable[[str, str], Any]) -> dict[str, Any]:
-    return {"kafka": name, "parse": parser}
+_WIDTH: Final = {"SHORT": 2**15, "INT": 2**31, "LONG": 2**63}
 
 
-# Known topic configs that the log does not act on: name -> (default, parser).
-OTHER_TOPIC_CONFIGS: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
-    "compression.gzip.level": ("-1", _int(-1, 9)),
-    "compression.lz4.level": ("9", _int(1, 17)),
-    "compression.zstd.level": ("3", _int(-131072, 22)),
-    "delete.retention.ms": ("86400000", _long(0)),
-    "file.delete.delay.ms": ("60000", _long(0)),
-    "follower.replication.throttled.replicas": ("", _string),
-    "leader.replication.throttled.replicas": ("", _string),
-    "local.retention.bytes": ("-2", _long(-2)),
-    "local.retention.ms": ("-2", _long(-2)),
-    "max.compaction.lag.ms": (str(LONG_MAX), _long(1)),
-    "message.downconversion.enable": ("true", _bool),
-    "message.format.version": ("3.0-IV1", _string),
-    "min.cleanable.dirty.ratio": ("0.5", _double(0.0, 1.0)),
-    "min.compaction.lag.ms": ("0", _long(0)),
-    "min.insync.replicas": ("1", _int(1)),
-    "preallocate": ("false", _bool),
-    "remote.storage.enable": ("false", _bool),
-    "remote.log.copy.disable": ("false", _bool),
-    "remote.log.delete.on.disable": ("false", _bool),
-    "unclean.leader.election.enable": ("false", _bool),
+@cache
+def kafka_topic_configs() -> dict[str, dict[str, Any]]:
+    """Every topic config Kafka 3.9/4.x defines, with type, default and validator (tools/kafka_configs)."""
+    data = json.loads((Path(__file__).parents[1] / "kafka_configs.json").read_text(encoding="utf-8"))
+    return data["topic"]
+
+
+def _listed(valid: str) -> tuple[str, ...]:
+    """Kafka prints a ValidString/ValidList as "[a, b, c]"."""
+    return tuple(x.strip() for x in valid.strip("[]").split(",") if x.strip())
+
+
+def _gzip_level(name: str, raw: str) -> int:
+    """Kafka's lambda validator for compression.gzip.level: 1..9, or -1 for zlib's default."""
+    level = _parse_long(name, raw, -1, 9)
+    if level == 0:
+        raise InvalidConfigError(f"Invalid value 0 for configuration {name}: value must be in [1, 9] or -1")
+    return level
+
+
+def _segment_bytes(name: str, raw: str) -> int:
+    """Kafka 4's 1 MiB minimum, with the way around it named (tests want small segments)."""
+    try:
+        return _from_table(name)(name, raw)
+    except InvalidConfigError as exc:
+        raise InvalidConfigError(f"{exc} (internal.segment.bytes sets a smaller size, as in Kafka 4)") from None
+
+
+#: Validators Kafka writes as code, not as a range or a list; and segment.bytes' hint.
+_SPECIAL_PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
+    "compression.gzip.level": _gzip_level,
+    "segment.bytes": _segment_bytes,
 }
+
+
+def parser_for(name: str) -> Callable[[str, str], Any]:
+    """The parser that checks a value of topic config `name` as Kafka's ConfigDef does."""
+    return _SPECIAL_PARSERS.get(name) or _from_table(name)
+
+
+def _from_table(name: str) -> Callable[[str, str], Any]:
+    row = kafka_topic_configs()[name]
+    kind, validator = row["type"], row.get("validator")
+    if kind == "BOOLEAN":
+        return _bool
+    if kind in _WIDTH:
+        width = _WIDTH[kind]
+        return _long(row.get("min", -width), row.get("max", width - 1))
+    if kind == "DOUBLE":
+        return _double(float(row.get("min", float("-inf"))), float(row.get("max", float("inf"))))
+    if validator in ("ValidString", "MetadataVersionValidator"):
+        return _choice(*_listed(row["valid"]))
+    if kind == "LIST" and validator == "ValidList":
+        return _list_of(*_listed(row["valid"]))
+    return _string
+
+
+def upgrade_stored_configs(configs: Mapping[str, str]) -> dict[str, str]:
+    """Topic configs saved by an earlier pykbroker, valid under Kafka 3.9's rules, under 4.x's.
+
+    Kafka 3.9 allowed segment.bytes down to 14; Kafka 4 wants 1 MiB and has internal.segment.bytes
+    for smaller segments. A topic keeps the segment size it was created with.
+    """
+    out = dict(configs)
+    raw = out.get("segment.bytes")
+    if raw is not None and "internal.segment.bytes" not in out:
+        try:
+            small = 14 <= int(raw) < kafka_topic_configs()["segment.bytes"]["min"]
+        except ValueError:
+            small = False
+        if small:
+            out["internal.segment.bytes"] = out.pop("segment.bytes")
+    return out
+
+
+def _kafka_default(name: str) -> str:
+    default = kafka_topic_configs()[name].get("default")
+    return "" if default is None else _fmt(default) if isinstance(default, bool) else str(default)
+
+
+def _kafka(name: str) -> dict[str, Any]:
+    return {"kafka": name, "parse": parser_for(name)}
 
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     """Effective configuration of one partition log (broker defaults + topic overrides)."""
 
-    segment_bytes: int = field(default=1 << 30, metadata=_kafka("segment.bytes", _int(14)))
-    segment_ms: int = field(default=7 * 24 * 3600 * 1000, metadata=_kafka("segment.ms", _long(1)))
-    segment_jitter_ms: int = field(default=0, metadata=_kafka("segment.jitter.ms", _long(0)))
-    segment_index_bytes: int = field(default=10 * 1024 * 1024, metadata=_kafka("segment.index.bytes", _int(4)))
-    index_interval_bytes: int = field(default=4096, metadata=_kafka("index.interval.bytes", _int(0)))
-    retention_ms: int = field(default=7 * 24 * 3600 * 1000, metadata=_kafka("retention.ms", _long(-1)))
-    retention_bytes: int = field(default=-1, metadata=_kafka("retention.bytes", _long()))
-    max_message_bytes: int = field(default=1048588, metadata=_kafka("max.message.bytes", _int(0)))
+    segment_bytes: int = field(default=1 << 30, metadata=_kafka("segment.bytes"))
+    segment_ms: int = field(default=7 * 24 * 3600 * 1000, metadata=_kafka("segment.ms"))
+    segment_jitter_ms: int = field(default=0, metadata=_kafka("segment.jitter.ms"))
+    segment_index_bytes: int = field(default=10 * 1024 * 1024, metadata=_kafka("segment.index.bytes"))
+    index_interval_bytes: int = field(default=4096, metadata=_kafka("index.interval.bytes"))
+    retention_ms: int = field(default=7 * 24 * 3600 * 1000, metadata=_kafka("retention.ms"))
+    retention_bytes: int = field(default=-1, metadata=_kafka("retention.bytes"))
+    max_message_bytes: int = field(default=1048588, metadata=_kafka("max.message.bytes"))
     message_timestamp_type: str = field(
-        default=CREATE_TIME, metadata=_kafka("message.timestamp.type", _choice(CREATE_TIME, LOG_APPEND_TIME))
+        default=CREATE_TIME, metadata=_kafka("message.timestamp.type")
     )
     message_timestamp_before_max_ms: int = field(
-        default=LONG_MAX, metadata=_kafka("message.timestamp.before.max.ms", _long(0))
+        default=LONG_MAX, metadata=_kafka("message.timestamp.before.max.ms")
     )
     message_timestamp_after_max_ms: int = field(
-        default=LONG_MAX, metadata=_kafka("message.timestamp.after.max.ms", _long(0))
+        default=LONG_MAX, metadata=_kafka("message.timestamp.after.max.ms")
     )
     message_timestamp_difference_max_ms: int = field(
-        default=LONG_MAX, metadata=_kafka("message.timestamp.difference.max.ms", _long(0))
+        default=LONG_MAX, metadata=_kafka("message.timestamp.difference.max.ms")
     )
-    flush_messages: int = field(default=LONG_MAX, metadata=_kafka("flush.messages", _long(1)))
-    flush_ms: int = field(default=LONG_MAX, metadata=_kafka("flush.ms", _long(0)))
+    flush_messages: int = field(default=LONG_MAX, metadata=_kafka("flush.messages"))
+    flush_ms: int = field(default=LONG_MAX, metadata=_kafka("flush.ms"))
     cleanup_policy: tuple[str, ...] = field(
-        default=("delete",), metadata=_kafka("cleanup.policy", _list_of("delete", "compact"))
+        default=("delete",), metadata=_kafka("cleanup.policy")
     )
-    compression_type: str = field(default="producer", metadata=_kafka("compression.type", _choice(*COMPRESSION_TYPES)))
+    compression_type: str = field(default="producer", metadata=_kafka("compression.type"))
+    #: Kafka 4's internal override that lets tests roll segments below segment.bytes' 1 MiB minimum.
+    internal_segment_bytes: int | None = field(
+        default=None, metadata={"kafka": "internal.segment.bytes", "parse": _long(14, INT_MAX), "internal": True}
+    )
     other: Mapping[str, str] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- derived
+
+    @property
+    def segment_size(self) -> int:
+        """The size at which a segment rolls: internal.segment.bytes when set, as Kafka 4 has it."""
+        return self.internal_segment_bytes if self.internal_segment_bytes is not None else self.segment_bytes
 
     @property
     def log_append_time(self) -> bool:
@@ -227,7 +301,7 @@ class LogConfig:
             if f is not None:
                 changes[f.name] = f.metadata["parse"](name, raw)
             elif name in OTHER_TOPIC_CONFIGS:
-                OTHER_TOPIC_CONFIGS[name][1](name, raw)
+                parser_for(name)(name, raw)
                 other[name] = str(raw).strip()
             else:
                 raise InvalidConfigError(f"Unknown topic config name: {name}")
@@ -239,10 +313,10 @@ class LogConfig:
         out = {
             f.metadata["kafka"]: _fmt(getattr(self, f.name))
             for f in dataclasses.fields(self)
-            if "kafka" in f.metadata
+            if "kafka" in f.metadata and not f.metadata.get("internal")
         }
-        for name, (default, _) in OTHER_TOPIC_CONFIGS.items():
-            out[name] = self.other.get(name, default)
+        for name in OTHER_TOPIC_CONFIGS:
+            out[name] = self.other.get(name, _kafka_default(name))
         return dict(sorted(out.items()))
 
     @classmethod
@@ -278,6 +352,10 @@ class LogConfig:
             for topic_key, broker_key in reverse.items():
                 msg = msg.replace(f"configuration {topic_key}:", f"configuration {broker_key}:")
             raise InvalidConfigError(msg) from None
+
+
+#: Kafka topic configs the log does not act on: accepted, validated, kept and described as strings.
+OTHER_TOPIC_CONFIGS: Final = tuple(sorted(set(kafka_topic_configs()) - set(LogConfig.kafka_names())))
 
 
 BROKER_TO_TOPIC_CONFIG: Final = {

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Final, ParamSpec, TypeVar
 
 from pykbroker.log.checkpoint import fsync_dir, remove_stray_tmp_files, write_atomic
-from pykbroker.log.config import LogConfig
+from pykbroker.log.config import LogConfig, upgrade_stored_configs
 from pykbroker.log.errors import (
     InvalidPartitionsError,
     InvalidTopicError,
@@ -184,7 +184,7 @@ class LogManager:
     def _read_topic_file(self, path: Path) -> TopicInfo:
         try:
             raw = json.loads(path.read_bytes())
-            configs = {str(k): str(v) for k, v in raw.get("configs", {}).items()}
+            configs = upgrade_stored_configs({str(k): str(v) for k, v in raw.get("configs", {}).items()})
             info = TopicInfo(
                 name=raw["name"],
                 topic_id=uuid.UUID(raw["topic_id"]),
@@ -474,18 +474,6 @@ class LogManager:
     def logs(self) -> Iterator[tuple[str, int, PartitionLog]]:
         for (topic, partition), plog in self._logs.items():
             yield topic, partition, plog
-
-    def run_retention(self, now_ms: int | None = None) -> int:
-        """Apply retention to every log; return the number of segments deleted."""
-        return sum(plog.delete_old_segments(now_ms) for plog in self._logs.values())
-
-    def flush_due(self, now_ms: int | None = None) -> int:
-        """Flush logs whose ``flush.ms`` has elapsed; return how many were flushed."""
-        return sum(1 for plog in self._logs.values() if plog.maybe_flush(now_ms))
-
-    def flush_all(self) -> None:
-        for plog in self._logs.values():
-            plog.flush()
 
     def close(self) -> None:
         for plog in self._logs.values():

@@ -31,12 +31,14 @@ from pykbroker.log.config import LONG_MAX, LogConfig
 from pykbroker.log.file_records import FileRecords
 from pykbroker.log.errors import (
     InvalidTimestampError,
+    KafkaStorageError,
     MessageTooLargeError,
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
 )
 from pykbroker.log.recovery import load_log
 from pykbroker.log.segment import LogSegment, now_ms as _now_ms
+from pykbroker.log.txn_index import AbortedTxn
 from pykbroker.protocol import records as rec
 from pykbroker.protocol.records import (
     LOG_OVERHEAD,
@@ -116,6 +118,8 @@ class PartitionLog:
         #: An append reached flush.messages / flush.ms while ``deferred_io``: the caller must flush.
         self.flush_requested = False
         self._rolled: list[LogSegment] = []
+        #: The next segment's files, created ahead of a roll in a worker thread (see roll_ahead).
+        self._prepared: LogSegment | None = None
         self._deleted: list[LogSegment] = []
         self._persisted_log_start_offset = loaded.checkpointed_log_start_offset
         self._checkpoint_log_start_offset()
@@ -270,9 +274,9 @@ class PartitionLog:
                 raise MessageTooLargeError(
                     f"record batch of {h.size} bytes exceeds max.message.bytes={limit} of {self.directory.name}"
                 )
-        if total > self.config.segment_bytes:
+        if total > self.config.segment_size:
             raise RecordBatchTooLargeError(
-                f"records of {total} bytes exceed segment.bytes={self.config.segment_bytes} of {self.directory.name}"
+                f"records of {total} bytes exceed segment.bytes={self.config.segment_size} of {self.directory.name}"
             )
 
     def _check_timestamps(self, headers: list[BatchHeader], now: int) -> None:
@@ -334,7 +338,7 @@ class PartitionLog:
         base = max(self._log_end_offset, next_offset or 0)
         if old.size == 0 and old.base_offset == base:
             return old
-        new = LogSegment.create(self.directory, base, self.config)
+        new = self._take_prepared(base) or LogSegment.create(self.directory, base, self.config)
         old.on_become_inactive()
         self._segments.append(new)
         self._bases.append(base)
@@ -344,6 +348,44 @@ class PartitionLog:
         else:
             self._flush_segments([old], base)
         return new
+
+    def roll_ahead(self, size: int, headers: list[BatchHeader]) -> int | None:
+        """The base offset of the segment that appending these batches next would roll to, if any.
+
+        Creating a segment's three files can wait on the file system's journal for as long as
+        another partition's fsync takes: the caller creates it in a worker thread first
+        (``new_segment``) and hands it over with ``offer_prepared``.
+        """
+        seg = self.active_segment
+        if seg.size == 0 or not headers:
+            return None
+        count = sum(h.last_offset_delta + 1 for h in headers)
+        max_ts = max(h.max_timestamp for h in headers)
+        if not seg.should_roll(size, max_ts, self._log_end_offset + count - 1, _now_ms()):
+            return None
+        if self._prepared is not None and self._prepared.base_offset == self._log_end_offset:
+            return None
+        return self._log_end_offset
+
+    def new_segment(self, base: int) -> LogSegment:
+        """A new segment's files at ``base``, not yet part of the log: safe in a worker thread."""
+        return LogSegment.create(self.directory, base, self.config)
+
+    def offer_prepared(self, segment: LogSegment) -> None:
+        """A segment created ahead (``roll_ahead``); the next roll at its base offset uses it."""
+        if self._closed or segment.base_offset != self._log_end_offset:
+            segment.delete()
+            return
+        if self._prepared is not None:
+            self._prepared.delete()
+        self._prepared = segment
+
+    def _take_prepared(self, base: int) -> LogSegment | None:
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and prepared.base_offset != base:
+            prepared.delete()
+            return None
+        return prepared
 
     def _flush_segments(self, segments: list[LogSegment], recovery_point: int) -> None:
         for seg in segments:
@@ -471,6 +513,28 @@ class PartitionLog:
             for pos, h in seg.iter_headers(found[0]):
                 yield h, seg.read_bytes(pos, h.size)
                 offset = h.last_offset + 1
+
+    # --------------------------------------------------------- transactions
+
+    def index_aborted(self, txn: AbortedTxn) -> None:
+        """Record an aborted transaction in the index of the segment holding its ABORT marker."""
+        self._check_open()
+        try:
+            self.active_segment.txn_index.append(txn)
+        except OSError as e:
+            raise KafkaStorageError(f"{self.directory.name}: writing the transaction index failed: {e}") from e
+
+    def collect_aborted(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping [fetch_offset, upper_bound): what a read_committed
+        Fetch reports so that the consumer drops their records (Kafka's collectAbortedTransactions)."""
+        out: list[AbortedTxn] = []
+        for seg in self._segments[self._segment_index_for(fetch_offset):]:
+            out.extend(seg.txn_index.collect(fetch_offset, upper_bound))
+        return out
+
+    def aborted_transactions(self) -> list[AbortedTxn]:
+        """Every indexed aborted transaction, oldest marker first."""
+        return [t for seg in self._segments for t in seg.txn_index.entries]
 
     # --------------------------------------------------------- offset lookups
 
@@ -643,6 +707,7 @@ class PartitionLog:
             return
         for seg in self.take_deleted_segments():
             seg.delete()
+        self._take_prepared(-1)  # never used: its files go, so that recovery does not meet them
         self._rolled = []
         for seg in self._segments:
             seg.on_become_inactive()
@@ -657,6 +722,8 @@ class PartitionLog:
         """Release file descriptors without writing anything (before deleting the directory)."""
         for seg in [*self._segments, *self.take_deleted_segments()]:
             seg.close_handles()
+        if self._prepared is not None:
+            self._prepared.close_handles()
         self._closed = True
 
     def _check_open(self) -> None:

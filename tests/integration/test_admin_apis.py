@@ -44,3 +44,27 @@ def test_cluster_partitions_configs_and_delete_records(kafka_broker: RunningBrok
     consumer = Consumer({"bootstrap.servers": bs, "group.id": "x"})
     assert consumer.get_watermark_offsets(TopicPartition(topic_name, 0), timeout=10) == (6, 10)
     consumer.close()
+
+
+def test_concurrent_incremental_alter_configs_of_one_topic_all_apply(kafka_broker: RunningBroker,
+                                                                      topic_name: str) -> None:
+    """Each alteration is applied to the topic's configs as they are when it runs, not as they
+    were when its request arrived: none of several concurrent ones is lost."""
+    from pykbroker.wire_client import WireClient
+
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
+    admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(10)
+    keys = ["retention.ms", "segment.ms", "flush.ms", "delete.retention.ms", "min.compaction.lag.ms"]
+    clients = [WireClient(kafka_broker.bootstrap_servers) for _ in keys]
+    try:
+        for i, (client, key) in enumerate(zip(clients, keys)):
+            client.send(44, 1, {"resources": [{"resource_type": 2, "resource_name": topic_name, "configs": [
+                {"name": key, "config_operation": 0, "value": str(100_000 + i)}]}], "validate_only": False})
+        for client in clients:
+            assert client.receive(44, 1)[1].responses[0].error_code == 0
+    finally:
+        for client in clients:
+            client.close()
+    described = admin.describe_configs([ConfigResource("TOPIC", topic_name)])
+    configs = next(iter(described.values())).result(10)
+    assert {k: configs[k].value for k in keys} == {k: str(100_000 + i) for i, k in enumerate(keys)}

@@ -238,7 +238,9 @@ def test_missing_config_file_is_a_startup_error(tmp_path: Path) -> None:
 
 def test_port_in_use_is_a_clear_error(kafka_broker: RunningBroker, tmp_path: Path) -> None:
     r = cli("serve", "--listen", kafka_broker.bootstrap_servers, "--data-dir", str(tmp_path), timeout=30)
-    assert r.returncode == 1 and "cannot start" in r.stderr.decode(), r.stderr.decode()
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "cannot start" in err, err
+    assert err.count("closed logs") == 1, err  # closed once, not once by run() and again by serve
 
 
 # ---------------------------------------------------------------------------- help
@@ -246,6 +248,7 @@ def test_port_in_use_is_a_clear_error(kafka_broker: RunningBroker, tmp_path: Pat
 @pytest.mark.parametrize("command", [
     [], ["serve"], ["topics"], ["topics", "list"], ["topics", "create"], ["topics", "delete"],
     ["topics", "describe"], ["produce"], ["consume"], ["groups"], ["groups", "list"], ["groups", "describe"],
+    ["transactions"], ["transactions", "list"], ["transactions", "describe"],
 ])
 def test_every_command_has_help(command: list[str]) -> None:
     r = cli(*command, "--help", timeout=30)

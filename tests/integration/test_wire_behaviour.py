@@ -8,6 +8,7 @@ import time
 import pytest
 
 from pykbroker.protocol.errors import ErrorCode
+from pykbroker.protocol.primitives import ZERO_UUID
 from pykbroker.protocol.records import Record, build_batch
 from pykbroker.testing import RunningBroker, running_broker
 from pykbroker.wire_client import WireClient
@@ -42,7 +43,7 @@ def test_api_versions_lists_only_served_apis(client: WireClient) -> None:
     r = client.request(API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
     keys = {k.api_key: (k.min_version, k.max_version) for k in r.api_keys}
     assert r.error_code == 0
-    assert keys[PRODUCE] == (0, 11) and keys[FETCH] == (0, 17) and keys[METADATA] == (0, 12)
+    assert keys[PRODUCE] == (0, 12) and keys[FETCH] == (0, 18) and keys[METADATA] == (0, 13)
     assert 4 not in keys  # LeaderAndIsr: a controller API, never served to clients
 
 
@@ -214,3 +215,152 @@ def test_deleting_a_topic_drops_its_committed_offsets(client: WireClient) -> Non
     create_topic(client, "gone")
     fetched = client.request(9, 8, {"groups": [{"group_id": "g-gone", "topics": None}]})
     assert fetched.groups[0].topics == []
+
+
+def test_idle_producer_state_expires_after_producer_id_expiration_ms() -> None:
+    """Kafka measures idleness from the producer's last batch timestamp: a producer whose last
+    batch is older than producer.id.expiration.ms is forgotten, a recent one still de-duplicated."""
+    settings = {"producer.id.expiration.ms": 3_600_000, "producer.id.expiration.check.interval.ms": 100}
+    with running_broker(settings) as broker:
+        c = WireClient(broker.bootstrap_servers)
+        try:
+            create_topic(c, "expiry")
+            pids = [c.request(22, 4, {"transactional_id": None, "transaction_timeout_ms": 60000,
+                                      "producer_id": -1, "producer_epoch": -1}) for _ in range(2)]
+            now = int(time.time() * 1000)
+            recent = build_batch([Record(0, 0, None, b"recent", [])], base_timestamp=now,
+                                 producer_id=pids[0].producer_id, producer_epoch=0, base_sequence=0)
+            old = batch(1, producer_id=pids[1].producer_id, producer_epoch=0, base_sequence=0)  # 2023
+
+            def send(records: bytes) -> int:
+                r = c.request(PRODUCE, 9, produce_body("expiry", records, acks=-1)).responses[0]
+                assert r.partition_responses[0].error_code == 0
+                return r.partition_responses[0].base_offset
+
+            assert (send(recent), send(old)) == (0, 1)
+            time.sleep(0.5)
+            assert send(recent) == 0  # still known: the retry is a duplicate
+            assert send(old) == 2  # forgotten: the same batch is a new write
+        finally:
+            c.close()
+
+
+DESCRIBE_TOPIC_PARTITIONS = 75
+TOPIC_OPERATIONS = 3576  # READ WRITE CREATE DELETE ALTER DESCRIBE DESCRIBE_CONFIGS ALTER_CONFIGS, no authorizer
+
+
+def describe_partitions(client: WireClient, topics: list[str], limit: int, cursor: tuple[str, int] | None = None):
+    return client.request(DESCRIBE_TOPIC_PARTITIONS, 0, {
+        "topics": [{"name": t} for t in topics], "response_partition_limit": limit,
+        "cursor": None if cursor is None else {"topic_name": cursor[0], "partition_index": cursor[1]}})
+
+
+def test_describe_topic_partitions_pages_with_a_cursor(client: WireClient) -> None:
+    create_topic(client, "dtp-b", partitions=3)
+    create_topic(client, "dtp-a", partitions=2)
+    pages, cursor = [], None
+    while True:
+        r = describe_partitions(client, ["dtp-b", "dtp-a"], 2, cursor)
+        pages.append([(t.name, [p.partition_index for p in t.partitions]) for t in r.topics])
+        assert all(t.error_code == 0 and t.topic_authorized_operations == TOPIC_OPERATIONS for t in r.topics)
+        if r.next_cursor is None:
+            break
+        cursor = (r.next_cursor.topic_name, r.next_cursor.partition_index)
+    # name order; a page ends where the limit cuts, the next starts at the cursor
+    assert pages == [[("dtp-a", [0, 1])], [("dtp-b", [0, 1])], [("dtp-b", [2])]]
+    p = describe_partitions(client, ["dtp-a"], 10).topics[0].partitions[0]
+    assert (p.leader_id, p.leader_epoch, list(p.replica_nodes), list(p.isr_nodes)) == (1, 0, [1], [1])
+    assert list(p.eligible_leader_replicas) == [] and list(p.offline_replicas) == []
+
+
+def test_describe_topic_partitions_errors(client: WireClient) -> None:
+    r = describe_partitions(client, ["dtp-missing", "bad/name"], 10)
+    assert {t.name: t.error_code for t in r.topics} == {
+        "dtp-missing": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "bad/name": ErrorCode.INVALID_TOPIC_EXCEPTION}
+    assert r.next_cursor is None
+    # the cursor's topic must be one of those asked for (Kafka: INVALID_REQUEST for every topic)
+    r = describe_partitions(client, ["dtp-missing"], 10, ("dtp-zzz", 0))
+    assert [t.error_code for t in r.topics] == [ErrorCode.INVALID_REQUEST]
+    # an empty list asks for every topic, unknown ones never reported, and no auto-creation happened
+    every = [t.name for t in describe_partitions(client, [], 2000).topics]
+    assert every == sorted(every) and "dtp-missing" not in every and "__consumer_offsets" in every
+
+
+def test_metadata_reports_authorized_operations_only_when_asked(client: WireClient) -> None:
+    create_topic(client, "ops")
+
+    def ask(include: bool) -> object:
+        return client.request(METADATA, 10, {"topics": [{"name": "ops", "topic_id": ZERO_UUID}],
+                                             "allow_auto_topic_creation": False,
+                                             "include_cluster_authorized_operations": include,
+                                             "include_topic_authorized_operations": include})
+
+    asked, not_asked = ask(True), ask(False)
+    assert asked.topics[0].topic_authorized_operations == TOPIC_OPERATIONS
+    assert asked.cluster_authorized_operations == sum(1 << c for c in (5, 9, 10, 11, 12, 7, 8))
+    assert not_asked.topics[0].topic_authorized_operations == not_asked.cluster_authorized_operations == -2**31
+
+
+def fetch_body(topic: str, partitions: dict[int, int], session_id: int, epoch: int,
+               forgotten: dict[str, list[int]] | None = None, max_wait_ms: int = 0) -> dict:
+    return {"replica_id": -1, "max_wait_ms": max_wait_ms, "min_bytes": 1, "max_bytes": 1 << 20,
+            "isolation_level": 0, "session_id": session_id, "session_epoch": epoch,
+            "topics": [{"topic": topic, "partitions": [
+                {"partition": p, "current_leader_epoch": -1, "fetch_offset": o, "log_start_offset": -1,
+                 "partition_max_bytes": 1 << 20} for p, o in partitions.items()]}] if partitions else [],
+            "forgotten_topics_data": [{"topic": t, "partitions": ps} for t, ps in (forgotten or {}).items()],
+            "rack_id": ""}
+
+
+def test_fetch_sessions_full_then_incremental(client: WireClient) -> None:
+    create_topic(client, "sessions", partitions=3)
+    for p in range(3):
+        r = client.request(PRODUCE, 9, {"acks": -1, "timeout_ms": 5000, "topic_data": [
+            {"name": "sessions", "partition_data": [{"index": p, "records": batch(2, start=10 * p)}]}]})
+        assert r.responses[0].partition_responses[0].error_code == 0
+    full = client.request(FETCH, 11, fetch_body("sessions", {0: 0, 1: 0, 2: 2}, 0, 0))
+    assert full.error_code == 0 and full.session_id != 0
+    assert sorted(p.partition_index for t in full.responses for p in t.partitions) == [0, 1, 2]
+    sid = full.session_id
+    # Incremental: positions of 0 and 1 moved past their data; 2 unchanged; nothing new anywhere.
+    inc = client.request(FETCH, 11, fetch_body("sessions", {0: 2, 1: 2}, sid, 1))
+    assert (inc.error_code, inc.session_id, inc.responses) == (0, sid, [])
+    client.request(PRODUCE, 9, {"acks": -1, "timeout_ms": 5000, "topic_data": [
+        {"name": "sessions", "partition_data": [{"index": 1, "records": batch(1, start=99)}]}]})
+    inc = client.request(FETCH, 11, fetch_body("sessions", {}, sid, 2, max_wait_ms=2000))
+    assert [(t.topic, [p.partition_index for p in t.partitions]) for t in inc.responses] == [("sessions", [1])]
+    assert inc.responses[0].partitions[0].high_watermark == 3
+    # Errors, as Kafka: the wrong epoch, an unknown session.
+    assert client.request(FETCH, 11, fetch_body("sessions", {}, sid, 7)).error_code == ErrorCode.INVALID_FETCH_SESSION_EPOCH
+    assert client.request(FETCH, 11, fetch_body("sessions", {}, sid + 1, 1)).error_code == \
+        ErrorCode.FETCH_SESSION_ID_NOT_FOUND
+    # Forgetting partition 1 leaves it out even when it has data; epoch -1 closes the session.
+    client.request(PRODUCE, 9, {"acks": -1, "timeout_ms": 5000, "topic_data": [
+        {"name": "sessions", "partition_data": [{"index": 1, "records": batch(1, start=100)}]}]})
+    inc = client.request(FETCH, 11, fetch_body("sessions", {}, sid, 3, forgotten={"sessions": [1]}))
+    assert inc.error_code == 0 and inc.responses == []
+    closed = client.request(FETCH, 11, fetch_body("sessions", {0: 0}, sid, -1))
+    assert closed.session_id == 0 and [p.partition_index for p in closed.responses[0].partitions] == [0]
+    assert client.request(FETCH, 11, fetch_body("sessions", {}, sid, 4)).error_code == \
+        ErrorCode.FETCH_SESSION_ID_NOT_FOUND
+
+
+def test_kafka_python_consumer_uses_incremental_fetches(kafka_broker: RunningBroker) -> None:
+    from kafka import KafkaConsumer, KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    for i in range(30):
+        producer.send("sessions-kp", b"%d" % i, partition=0)
+    producer.flush()
+    producer.close()
+    consumer = KafkaConsumer("sessions-kp", bootstrap_servers=kafka_broker.bootstrap_servers,
+                             auto_offset_reset="earliest", group_id="sessions-kp", max_poll_records=5)
+    got = []
+    deadline = time.time() + 20
+    sessions = kafka_broker.broker.fetch_sessions
+    while (len(got) < 30 or not sessions.incremental_fetches) and time.time() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            got.extend(r.value for r in records)
+    consumer.close()
+    assert got == [b"%d" % i for i in range(30)]
+    assert sessions.incremental_fetches > 0 and len(sessions) == 1

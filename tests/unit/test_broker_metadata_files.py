@@ -55,3 +55,38 @@ def test_leftover_delete_dirs_are_left_to_the_background_task(tmp_path: Path) ->
             nursery.cancel_scope.cancel()
     trio.run(main)
     assert not doomed.exists()
+
+
+def test_committed_offsets_load_in_the_background_after_start(tmp_path: Path) -> None:
+    """Start-up does not replay __consumer_offsets before listening: the groups answer
+    COORDINATOR_LOAD_IN_PROGRESS until a background task has read it (in worker threads)."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka.admin import NewTopic
+    from kafka.structs import OffsetAndMetadata
+
+    from pykbroker.protocol.errors import ErrorCode
+    from pykbroker.testing import running_broker
+
+    data = tmp_path / "data"
+    with running_broker({"offsets.topic.num.partitions": 3}, data_dir=data) as running:
+        admin = KafkaAdminClient(bootstrap_servers=running.bootstrap_servers)
+        admin.create_topics([NewTopic("t", 5, 1)])
+        admin.close()
+        consumer = KafkaConsumer(bootstrap_servers=running.bootstrap_servers, group_id="g", enable_auto_commit=False)
+        consumer.commit({TopicPartition("t", i): OffsetAndMetadata(10 + i, None, -1) for i in range(5)})
+        consumer.close()
+    broker = Broker(BrokerConfig.from_mapping({"log.dirs": str(data), "listeners": "PLAINTEXT://127.0.0.1:0",
+                                               "offsets.topic.num.partitions": "3"}))
+    assert broker.groups.status("g") == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+    assert broker.groups.offsets.get("g") == {}
+
+    async def serve_until_loaded() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(broker.run)
+            with trio.fail_after(10):
+                while broker.groups.status("g") != ErrorCode.NONE:
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+
+    trio.run(serve_until_loaded)
+    assert {tp: c.offset for tp, c in broker.groups.offsets.get("g").items()} == {("t", i): 10 + i for i in range(5)}

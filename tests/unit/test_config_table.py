@@ -41,3 +41,14 @@ def test_bad_names_and_values_are_errors_naming_them(raw: dict[str, str], messag
 def test_long_settings_take_int64_values() -> None:
     assert BrokerConfig.from_mapping({"queued.max.request.bytes": str(2**40)}).queued_max_request_bytes == 2**40
     assert BrokerConfig.from_mapping({"listeners": "PLAINTEXT://127.0.0.1:65535"}).listen_host_port[1] == 65535
+
+
+def test_every_listener_is_checked_and_the_first_plaintext_one_is_served() -> None:
+    config = BrokerConfig.from_mapping({"listeners": "PLAINTEXT://127.0.0.1:9092,CONTROLLER://:9093"})
+    assert config.listen_host_port == ("127.0.0.1", 9092)
+    with pytest.raises(ConfigError, match="99999"):
+        BrokerConfig.from_mapping({"listeners": "PLAINTEXT://127.0.0.1:9092,CONTROLLER://:99999"})
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        BrokerConfig.from_mapping({"listeners": "PLAINTEXT://127.0.0.1:9092,CONTROLLER://nohost"})
+    with pytest.raises(ConfigError, match="only PLAINTEXT"):
+        BrokerConfig.from_mapping({"listeners": "SSL://127.0.0.1:9093"})

@@ -26,7 +26,7 @@ def test_defaults_match_kafka() -> None:
 def test_from_kafka_configs() -> None:
     c = LogConfig.from_kafka_configs(
         {
-            "segment.bytes": "2048",
+            "segment.bytes": "2097152",
             "retention.ms": "-1",
             "message.timestamp.type": "LogAppendTime",
             "cleanup.policy": "compact, delete",
@@ -36,13 +36,13 @@ def test_from_kafka_configs() -> None:
             "segment.ms": None,  # null = default
         }
     )
-    assert c.segment_bytes == 2048 and c.retention_ms == -1 and c.log_append_time
+    assert c.segment_bytes == 2097152 and c.retention_ms == -1 and c.log_append_time
     assert c.cleanup_policy == ("compact", "delete") and c.compact_enabled
     assert c.target_compression == 4 and c.flush_messages == 1
     assert c.segment_ms == LogConfig().segment_ms
     assert c.other == {"min.insync.replicas": "2"}
     described = c.to_kafka_configs()
-    assert described["segment.bytes"] == "2048" and described["cleanup.policy"] == "compact,delete"
+    assert described["segment.bytes"] == "2097152" and described["cleanup.policy"] == "compact,delete"
     assert described["min.insync.replicas"] == "2" and described["preallocate"] == "false"
     assert LogConfig.from_kafka_configs(described).to_kafka_configs() == described
 
@@ -51,7 +51,10 @@ def test_from_kafka_configs() -> None:
     ("key", "value", "match"),
     [
         ("segment.bytes", "abc", "segment.bytes: not a number"),
-        ("segment.bytes", "13", "segment.bytes: value must be at least 14"),
+        ("segment.bytes", "1048575", "segment.bytes: value must be at least 1048576 .*internal.segment.bytes"),
+        ("internal.segment.bytes", "13", "internal.segment.bytes: value must be at least 14"),
+        ("compression.gzip.level", "0", "compression.gzip.level"),
+        ("message.format.version", "9.9", "message.format.version"),
         ("retention.ms", "-2", "retention.ms"),
         ("message.timestamp.type", "Whenever", "message.timestamp.type"),
         ("cleanup.policy", "delete,shred", "cleanup.policy"),
@@ -70,16 +73,16 @@ def test_bad_values_name_the_key(key: str, value: str, match: str) -> None:
 
 
 def test_overrides_layer_on_defaults() -> None:
-    broker = LogConfig.from_kafka_configs({"retention.ms": "1000", "segment.bytes": "4096"})
-    topic = LogConfig.from_kafka_configs({"segment.bytes": "8192"}, broker)
-    assert topic.retention_ms == 1000 and topic.segment_bytes == 8192
+    broker = LogConfig.from_kafka_configs({"retention.ms": "1000", "segment.bytes": "4194304"})
+    topic = LogConfig.from_kafka_configs({"segment.bytes": "8388608"}, broker)
+    assert topic.retention_ms == 1000 and topic.segment_bytes == 8388608
 
 
 def test_from_broker_configs() -> None:
     c = LogConfig.from_broker_configs(
         {
             "log.retention.hours": "1",
-            "log.segment.bytes": "1000",
+            "log.segment.bytes": "1048576",
             "log.roll.hours": "2",
             "message.max.bytes": "500",
             "log.flush.interval.messages": "10",
@@ -88,7 +91,7 @@ def test_from_broker_configs() -> None:
         }
     )
     assert c.retention_ms == 3_600_000 and c.segment_ms == 7_200_000
-    assert c.segment_bytes == 1000 and c.max_message_bytes == 500 and c.flush_messages == 10
+    assert c.segment_bytes == 1048576 and c.max_message_bytes == 500 and c.flush_messages == 10
     assert c.log_append_time and c.cleanup_policy == ("compact",)
     # ms beats minutes beats hours, like Kafka
     c = LogConfig.from_broker_configs({"log.retention.ms": "5", "log.retention.minutes": "1", "log.retention.hours": "1"})
@@ -106,3 +109,27 @@ def test_timestamp_difference_fallback() -> None:
         {"message.timestamp.difference.max.ms": "100", "message.timestamp.before.max.ms": "7"}
     )
     assert c.timestamp_before_max_ms == 7 and c.timestamp_after_max_ms == 100
+
+
+def test_ranges_and_names_come_from_kafkas_table() -> None:
+    from pykbroker.log.config import OTHER_TOPIC_CONFIGS, kafka_topic_configs
+
+    table = kafka_topic_configs()
+    assert set(LogConfig.kafka_names()) | set(OTHER_TOPIC_CONFIGS) == set(table)
+    # Kafka 4's own ranges: segment.bytes >= 1 MiB, with internal.segment.bytes for smaller rolls.
+    c = LogConfig.from_kafka_configs({"internal.segment.bytes": "1000"})
+    assert c.segment_size == 1000 and c.segment_bytes == LogConfig().segment_bytes
+    assert "internal.segment.bytes" not in c.to_kafka_configs()
+    assert LogConfig.from_kafka_configs({"max.decompressed.message.bytes": "10"}).other == {
+        "max.decompressed.message.bytes": "10"}
+    with pytest.raises(InvalidConfigError, match="max.decompressed.message.bytes"):
+        LogConfig.from_kafka_configs({"max.decompressed.message.bytes": "0"})
+
+
+def test_stored_small_segment_bytes_become_internal_segment_bytes() -> None:
+    from pykbroker.log.config import upgrade_stored_configs
+
+    assert upgrade_stored_configs({"segment.bytes": "1000", "retention.ms": "5"}) == {
+        "internal.segment.bytes": "1000", "retention.ms": "5"}
+    assert upgrade_stored_configs({"segment.bytes": "2097152"}) == {"segment.bytes": "2097152"}
+    assert upgrade_stored_configs({"segment.bytes": "x"}) == {"segment.bytes": "x"}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+import trio
 
 from pykbroker.log import (
     InvalidConfigError,
@@ -130,7 +130,7 @@ def test_start_removes_only_delete_dirs_and_keeps_unclaimed_ones(tmp_path: Path,
 
 def test_create_partitions_and_configs(tmp_path: Path) -> None:
     m = open_mgr(tmp_path, LogConfig.from_kafka_configs({"retention.ms": "5000"}))
-    m.create_topic("t", 1, {"segment.bytes": "100000"})
+    m.create_topic("t", 1, {"segment.bytes": "2097152"})
     with pytest.raises(InvalidPartitionsError):
         m.create_partitions("t", 1)
     m.create_partitions("t", 3)
@@ -150,15 +150,20 @@ def test_create_partitions_and_configs(tmp_path: Path) -> None:
     m.close()
 
 
-def test_retention_and_flush_over_all_logs(tmp_path: Path) -> None:
+def test_retention_over_all_logs_through_the_partition_layer(tmp_path: Path) -> None:
+    from pykbroker.cluster.partition_manager import PartitionManager
+
     m = open_mgr(tmp_path)
-    m.create_topic("t", 2, {"segment.bytes": "200", "retention.bytes": "0", "flush.ms": "60000"})
-    for p in range(2):
-        for _ in range(5):
-            m.get_log("t", p).append(batch(1))
-    assert m.flush_due() == 0
-    assert m.flush_due(int(time.time() * 1000) + 60_000) == 2
-    assert m.run_retention() > 0
+    m.create_topic("t", 2, {"internal.segment.bytes": "200", "retention.bytes": "0"})
+    partitions = PartitionManager(m, node_id=1)
+
+    async def fill_and_retain() -> int:
+        for p in range(2):
+            for _ in range(5):
+                await partitions.get("t", p).append_records(batch(1))
+        return await partitions.run_retention()
+
+    assert trio.run(fill_and_retain) > 0
     assert all(len(plog.segments) == 1 for _, _, plog in m.logs())
     m.close()
 

@@ -42,7 +42,9 @@ def batch(n: int = 1, *, ts: int = T0, step: int = 1, value_size: int = 10, code
 
 
 def cfg(**kafka: str | int) -> LogConfig:
-    return LogConfig.from_kafka_configs({k.replace("_", "."): str(v) for k, v in kafka.items()})
+    """Kafka-named configs; segment_bytes sets internal.segment.bytes (Kafka 4: below 1 MiB)."""
+    names = {"segment_bytes": "internal.segment.bytes"}
+    return LogConfig.from_kafka_configs({names.get(k, k.replace("_", ".")): str(v) for k, v in kafka.items()})
 
 
 def open_log(tmp_path: Path, config: LogConfig | None = None, name: str = "topic-0") -> PartitionLog:

@@ -27,7 +27,9 @@ def batch(n: int, *, ts: int = T0, value_size: int = 20, codec: int = 0) -> byte
 
 
 def cfg(**kafka: int | str) -> LogConfig:
-    return LogConfig.from_kafka_configs({k.replace("_", "."): str(v) for k, v in kafka.items()})
+    """Kafka-named configs; segment_bytes sets internal.segment.bytes (Kafka 4: below 1 MiB)."""
+    names = {"segment_bytes": "internal.segment.bytes"}
+    return LogConfig.from_kafka_configs({names.get(k, k.replace("_", ".")): str(v) for k, v in kafka.items()})
 
 
 def crash(log: PartitionLog) -> None:

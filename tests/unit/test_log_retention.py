@@ -19,7 +19,9 @@ def batch(ts: int, n: int = 2) -> bytes:
 
 
 def cfg(**kafka: int | str) -> LogConfig:
-    return LogConfig.from_kafka_configs({k.replace("_", "."): str(v) for k, v in kafka.items()})
+    """Kafka-named configs; segment_bytes sets internal.segment.bytes (Kafka 4: below 1 MiB)."""
+    names = {"segment_bytes": "internal.segment.bytes"}
+    return LogConfig.from_kafka_configs({names.get(k, k.replace("_", ".")): str(v) for k, v in kafka.items()})
 
 
 def make_log(tmp_path: Path, config: LogConfig, hours: int = 10) -> PartitionLog:

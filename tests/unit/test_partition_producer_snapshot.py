@@ -47,3 +47,39 @@ def test_duplicate_detected_after_restart_past_many_segments(tmp_path: Path) -> 
     offset = trio.run(first_life)
     duplicate, base = trio.run(second_life)
     assert duplicate and base == offset
+
+
+def test_the_next_segment_is_created_in_a_worker_thread_before_the_roll(tmp_path: Path) -> None:
+    """A produce that rolls opens no file on the event loop: the segment it rolls to was created
+    ahead in a worker thread (file creation can wait behind another partition's fsync)."""
+    import threading
+
+    from pykbroker.log.segment import LogSegment
+
+    config = LogConfig.from_kafka_configs({"internal.segment.bytes": "1000"})
+    created_on: list[str] = []
+    real_create = LogSegment.create.__func__  # type: ignore[attr-defined]
+
+    def spying_create(cls, directory, base, cfg):  # noqa: ANN001
+        created_on.append(threading.current_thread().name)
+        return real_create(cls, directory, base, cfg)
+
+    async def produce() -> list[int]:
+        log = PartitionLog.open(tmp_path / "t-0", config, fsync=False)
+        partition = Partition("t", 0, log, node_id=1)
+        LogSegment.create = classmethod(spying_create)  # type: ignore[method-assign]
+        try:
+            for i in range(12):
+                await partition.append_records(build_batch([Record(0, 0, None, b"x" * 200, [])], base_timestamp=i))
+        finally:
+            LogSegment.create = classmethod(real_create)  # type: ignore[method-assign]
+        bases = [seg.base_offset for seg in log.segments]
+        log.close()
+        return bases
+
+    bases = trio.run(produce)
+    assert len(bases) >= 3 and bases == sorted(bases)
+    assert created_on and threading.main_thread().name not in created_on, created_on
+    reopened = PartitionLog.open(tmp_path / "t-0", config, fsync=False)
+    assert [seg.base_offset for seg in reopened.segments] == bases and reopened.log_end_offset == 12
+    reopened.close()
