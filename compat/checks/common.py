@@ -52,6 +52,9 @@ class Ctx:
         self.groups.append(name)
         return name
 
+    def transactional_id(self) -> str:
+        return self._name("txn")
+
     def remaining(self, cap: float | None = None) -> float:
         left = max(0.1, self.deadline - time.monotonic())
         return min(left, cap) if cap is not None else left

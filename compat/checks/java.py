@@ -163,6 +163,7 @@ checks.not_supported("KafkaCheck has no option to send record headers", "headers
 checks.not_supported("KafkaCheck has no seek command", "seek-offset")
 checks.not_supported("KafkaCheck has no offsets-for-times command", "offsets-for-times")
 checks.not_supported("KafkaCheck has no group listing command", "group-list-describe")
+checks.not_supported("KafkaCheck has no transactional producer", "transactions")
 
 
 def _describe_when_known(ctx: Ctx, topic: str) -> dict:

@@ -98,8 +98,8 @@ class KafkaPythonDriver(Driver):
         return KafkaConsumer(bootstrap_servers=ctx.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100,
                              request_timeout_ms=_ms(ctx, 30) + 1000, client_id="compat-kafka-python", **extra)
 
-    def consume(self, ctx, topic, starts, count):
-        consumer = self._consumer(ctx)
+    def consume(self, ctx, topic, starts, count, *, read_committed=False):
+        consumer = self._consumer(ctx, isolation_level="read_committed" if read_committed else "read_uncommitted")
         try:
             tps = {p: TopicPartition(topic, p) for p in starts}
             consumer.assign(list(tps.values()))
@@ -111,6 +111,25 @@ class KafkaPythonDriver(Driver):
             return _poll(ctx, consumer, count)
         finally:
             consumer.close()
+
+    def transactional_produce(self, ctx, topic, transactional_id, transactions):
+        producer = KafkaProducer(bootstrap_servers=ctx.bootstrap, transactional_id=transactional_id,
+                                 enable_idempotence=True, acks="all", linger_ms=5, request_timeout_ms=_ms(ctx, 20),
+                                 max_block_ms=_ms(ctx, 30), client_id="compat-kafka-python")
+        try:
+            producer.init_transactions()
+            for records, commit in transactions:
+                producer.begin_transaction()
+                futures = [producer.send(topic, value=r.value, key=r.key, partition=r.partition) for r in records]
+                producer.flush(timeout=ctx.remaining(30))
+                for f in futures:
+                    f.get(timeout=ctx.remaining(5))  # acked before the end: aborted records are in the log too
+                if commit:
+                    producer.commit_transaction()
+                else:
+                    producer.abort_transaction()
+        finally:
+            producer.close(timeout=2)
 
     def end_offsets(self, ctx, topic, partitions):
         consumer = self._consumer(ctx)
