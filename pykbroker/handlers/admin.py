@@ -144,6 +144,39 @@ def apply_config_ops(ops: list[tuple[int, str, str | None]], configs: dict[str, 
     return configs
 
 
+@handles("ALTER_CONFIGS", 0, 2)
+async def alter_configs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    """The legacy AlterConfigs: the configs given replace all of the topic's overrides."""
+    responses = []
+    for r in req.resources:
+        out = {"error_code": 0, "error_message": None, "resource_type": r.resource_type,
+               "resource_name": r.resource_name}
+        if r.resource_type != TOPIC_RESOURCE:
+            out.update(error_code=ErrorCode.INVALID_REQUEST,
+                       error_message="broker configs cannot be updated dynamically here: restart with --set")
+        elif broker.logs.topics.get(r.resource_name) is None:
+            out.update(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, error_message="no such topic")
+        else:
+            replacement = {c.name: c.value for c in r.configs}
+            out.update(await _alter(broker, r.resource_name, lambda configs, effective: dict(replacement),
+                                    req.validate_only))
+        responses.append(out)
+    return Msg(throttle_time_ms=0, responses=responses)
+
+
+async def _alter(broker: "Broker", topic: str, change: Any, validate_only: bool) -> dict[str, Any]:
+    """Run a topic config change; its failure as (error_code, error_message)."""
+    try:
+        await broker.alter_topic_configs(topic, change, validate_only=validate_only)
+    except InvalidConfigError as e:
+        return {"error_code": ErrorCode.INVALID_CONFIG, "error_message": str(e)}
+    except UnknownTopicOrPartitionError as e:
+        return {"error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "error_message": str(e)}
+    except KafkaStorageError as e:
+        return {"error_code": ErrorCode.KAFKA_STORAGE_ERROR, "error_message": str(e)}
+    return {}
+
+
 @handles("INCREMENTAL_ALTER_CONFIGS", 0, 1)
 async def incremental_alter_configs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     responses = []
@@ -161,15 +194,7 @@ async def incremental_alter_configs(broker: "Broker", ctx: RequestContext, req: 
             out.update(error_code=ErrorCode.INVALID_REQUEST, error_message=f"unknown operation {bad[0]}")
         ops = [(c.config_operation, c.name, c.value) for c in r.configs]
         if not out["error_code"]:
-            try:
-                await broker.alter_topic_configs(r.resource_name, partial(apply_config_ops, ops),
-                                                 validate_only=req.validate_only)
-            except InvalidConfigError as e:
-                out.update(error_code=ErrorCode.INVALID_CONFIG, error_message=str(e))
-            except UnknownTopicOrPartitionError as e:
-                out.update(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, error_message=str(e))
-            except KafkaStorageError as e:
-                out.update(error_code=ErrorCode.KAFKA_STORAGE_ERROR, error_message=str(e))
+            out.update(await _alter(broker, r.resource_name, partial(apply_config_ops, ops), req.validate_only))
         responses.append(out)
     return Msg(throttle_time_ms=0, responses=responses)
 

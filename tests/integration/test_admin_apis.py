@@ -101,3 +101,54 @@ def test_describe_configs_reports_sources_synonyms_and_types(tmp_path) -> None:
     assert synonyms("segment.bytes") == [("log.segment.bytes", "1073741824", 5)]
     assert (entries["segment.bytes"].config_type, entries["cleanup.policy"].config_type,
             entries["preallocate"].config_type) == (3, 7, 1)  # INT, LIST, BOOLEAN
+
+
+def test_legacy_alter_configs_replaces_the_overrides(kafka_broker: RunningBroker, topic_name: str) -> None:
+    """confluent-kafka's alter_configs is the legacy AlterConfigs: the configs sent become the overrides."""
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
+    admin.create_topics([NewTopic(topic_name, 1, 1, config={"retention.ms": "1000"})])[topic_name].result(10)
+    resource = ConfigResource("TOPIC", topic_name, set_config={"segment.ms": "7000"})
+    admin.alter_configs([resource])[resource].result(10)
+    assert kafka_broker.broker.logs.topics[topic_name].configs == {"segment.ms": "7000"}  # retention.ms reset
+    from pykbroker.wire_client import WireClient
+
+    client = WireClient(kafka_broker.bootstrap_servers)
+    try:
+        bad = client.request(33, 2, {"resources": [{"resource_type": 2, "resource_name": topic_name, "configs": [
+            {"name": "retention.ms", "value": "lots"}]}], "validate_only": False})
+        assert bad.responses[0].error_code == 40  # INVALID_CONFIG, and nothing changed
+        assert kafka_broker.broker.logs.topics[topic_name].configs == {"segment.ms": "7000"}
+    finally:
+        client.close()
+
+
+def test_log_dirs_elections_and_reassignments(kafka_broker: RunningBroker, topic_name: str) -> None:
+    """With every replica on this one node, answered as Kafka answers when nothing can move."""
+    from confluent_kafka import ElectionType, TopicPartition as TP
+
+    from pykbroker.protocol.errors import ErrorCode
+    from pykbroker.wire_client import WireClient
+
+    bs = kafka_broker.bootstrap_servers
+    admin = AdminClient({"bootstrap.servers": bs})
+    admin.create_topics([NewTopic(topic_name, 2, 1)])[topic_name].result(10)
+    p = Producer({"bootstrap.servers": bs})
+    p.produce(topic_name, b"x" * 100, partition=1)
+    p.flush(10)
+    election = admin.elect_leaders(ElectionType.PREFERRED, [TP(topic_name, 0)]).result(10)
+    assert election[TP(topic_name, 0)] is not None and election[TP(topic_name, 0)].code() == ErrorCode.ELECTION_NOT_NEEDED
+    client = WireClient(bs)
+    try:
+        dirs = client.request(35, 4, {"topics": [{"topic": topic_name, "partitions": [0, 1]}]})
+        result = dirs.results[0]
+        sizes = {p.partition_index: p.partition_size for t in result.topics for p in t.partitions}
+        assert sizes[0] == 0 and sizes[1] > 100 and result.total_bytes >= result.usable_bytes > 0
+        listed = client.request(46, 0, {"timeout_ms": 5000, "topics": None})
+        assert (listed.error_code, listed.topics) == (0, [])
+        moved = client.request(45, 0, {"timeout_ms": 5000, "topics": [{"name": topic_name, "partitions": [
+            {"partition_index": 0, "replicas": [1]}, {"partition_index": 1, "replicas": [2]},
+            {"partition_index": 1, "replicas": None}]}]})
+        assert [q.error_code for q in moved.responses[0].partitions] == [
+            0, ErrorCode.INVALID_REPLICA_ASSIGNMENT, ErrorCode.NO_REASSIGNMENT_IN_PROGRESS]
+    finally:
+        client.close()

@@ -1,0 +1,85 @@
+"""Replica management: DescribeLogDirs, ElectLeaders, List/AlterPartitionReassignments.
+
+One node holds every replica in one log directory, so these answer as Kafka does when nothing can
+move: the preferred leader already leads (ELECTION_NOT_NEEDED), no reassignment is in progress, and a
+reassignment onto this node alone is already done.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from ..protocol.errors import ErrorCode
+from ..protocol.primitives import Msg
+from .registry import RequestContext, handles
+
+if TYPE_CHECKING:
+    from ..broker import Broker
+
+
+def _requested(broker: "Broker", topics: list[Msg] | None, field: str) -> list[tuple[str, list[int]]]:
+    """(topic, partitions) asked for; None means every partition of every topic."""
+    if topics is None:
+        return [(t.name, list(range(t.partitions))) for t in broker.topics()]
+    return [(t.get("topic") or t.get("name"), list(t.get(field))) for t in topics]
+
+
+@handles("DESCRIBE_LOG_DIRS", 0, 4)
+async def describe_log_dirs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    topics = []
+    for name, partitions in _requested(broker, req.topics, "partitions"):
+        sizes = [{"partition_index": p, "partition_size": part.log.size_in_bytes, "offset_lag": 0,
+                  "is_future_key": False} for p in partitions if (part := broker.partition(name, p)) is not None]
+        if sizes:
+            topics.append({"name": name, "partitions": sizes})
+    try:
+        disk = os.statvfs(broker.data_dir)
+        total, usable = disk.f_blocks * disk.f_frsize, disk.f_bavail * disk.f_frsize
+    except OSError:
+        total = usable = -1
+    return Msg(throttle_time_ms=0, error_code=0, results=[
+        {"error_code": 0, "log_dir": str(broker.data_dir.resolve()), "topics": topics,
+         "total_bytes": total, "usable_bytes": usable}])
+
+
+@handles("ELECT_LEADERS", 0, 2)
+async def elect_leaders(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    results = []
+    every = req.topic_partitions is None
+    for name, partitions in _requested(broker, req.topic_partitions, "partitions"):
+        out = []
+        for p in partitions:
+            if broker.partition(name, p) is None:
+                out.append({"partition_id": p, "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                            "error_message": f"{name}-{p} does not exist"})
+            elif not every:  # Kafka leaves partitions that need no election out of an "all" answer
+                out.append({"partition_id": p, "error_code": ErrorCode.ELECTION_NOT_NEEDED,
+                            "error_message": "the preferred leader is the leader already"})
+        if out:
+            results.append({"topic": name, "partition_result": out})
+    return Msg(throttle_time_ms=0, error_code=0, replica_election_results=results)
+
+
+@handles("LIST_PARTITION_REASSIGNMENTS", 0, 0)
+async def list_partition_reassignments(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    return Msg(throttle_time_ms=0, error_code=0, error_message=None, topics=[])  # none ever in progress
+
+
+@handles("ALTER_PARTITION_REASSIGNMENTS", 0, 0)
+async def alter_partition_reassignments(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    responses = []
+    for t in req.topics:
+        parts: list[dict[str, Any]] = []
+        for p in t.partitions:
+            code, message = ErrorCode.NONE, None
+            if broker.partition(t.name, p.partition_index) is None:
+                code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{t.name}-{p.partition_index} does not exist"
+            elif p.replicas is None:
+                code, message = ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, "no reassignment is in progress"
+            elif list(p.replicas) != [broker.node_id]:
+                code = ErrorCode.INVALID_REPLICA_ASSIGNMENT
+                message = f"replicas {list(p.replicas)}: only broker {broker.node_id} exists"
+            parts.append({"partition_index": p.partition_index, "error_code": code, "error_message": message})
+        responses.append({"name": t.name, "partitions": parts})
+    return Msg(throttle_time_ms=0, error_code=0, error_message=None, responses=responses)
