@@ -1,5 +1,5 @@
-"""The Apache Kafka Java client (kafka-clients 3.9), driven through the project's KafkaCheck CLI
-(tests/java/KafkaCheck.java, built by tests/tools/setup_java_client.sh into .tools/).
+"""The Apache Kafka Java client (kafka-clients 3.9; java4.py runs these checks with 4.4), driven through
+the project's KafkaCheck CLI (tests/java/KafkaCheck.java, built by tests/tools/setup_java_client.sh into .tools/).
 
 Topics for the checks are created (and deleted afterwards) with confluent-kafka's admin when it is
 importable, saving a JVM start each; metadata and admin-topics always use the Java admin.
@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from .common import CheckSet, Ctx, Fail, expect, wait_until
@@ -29,9 +30,28 @@ JVM_OPTS = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:
 WATCHDOG_GRACE_S = 4  # KafkaCheck halts itself 3 s after --timeout-ms
 
 
-def _built() -> bool:
-    stamp = TOOLS_DIR / "java-classes" / "KafkaCheck.class"
-    if not stamp.is_file() or not all((TOOLS_DIR / "java-lib" / j).is_file() for j in JARS):
+@dataclass(frozen=True)
+class Build:
+    """KafkaCheck compiled against one kafka-clients version: a client column of its own."""
+
+    version: str            # kafka-clients version
+    dirs: str               # .tools/<dirs>-lib and .tools/<dirs>-classes
+    setup_args: tuple[str, ...] = ()
+    download: str = ""
+
+    def path(self, kind: str) -> Path:
+        return TOOLS_DIR / f"{self.dirs}-{kind}"
+
+
+BUILDS = {
+    "java": Build("3.9.1", "java", download="~92 MB"),
+    "java-4": Build("4.4.0", "java-4.4.0", ("--kafka-clients", "4.4.0"), "~20 MB from Maven Central"),
+}
+
+
+def _built(build: Build = BUILDS[CLIENT]) -> bool:
+    stamp = build.path("classes") / "KafkaCheck.class"
+    if not stamp.is_file() or not all((build.path("lib") / j).is_file() for j in JARS):
         return False
     return all(src.stat().st_mtime <= stamp.stat().st_mtime for src in SOURCES.rglob("*.java"))
 
@@ -45,32 +65,33 @@ def _missing_tools() -> str | None:
     return None
 
 
-def available() -> str | None:
+def available(build: Build = BUILDS[CLIENT]) -> str | None:
     reason = _missing_tools()
     if reason:
         return reason
-    if not _built():
-        return f"KafkaCheck not built: run {SETUP.relative_to(REPO_ROOT)} (fetches kafka-clients 3.9.1, ~92 MB)"
+    if not _built(build):
+        setup = " ".join([str(SETUP.relative_to(REPO_ROOT)), *build.setup_args])
+        return f"KafkaCheck not built: run {setup} (fetches kafka-clients {build.version}, {build.download})"
     return None
 
 
-def prepare(timeout_s: float = 600) -> str | None:
+def prepare(timeout_s: float = 600, build: Build = BUILDS[CLIENT]) -> str | None:
     """Builds KafkaCheck when java/javac exist but it is not built yet (once, in the runner)."""
-    if _missing_tools() or _built():
+    if _missing_tools() or _built(build):
         return None
     env = dict(os.environ, PYKBROKER_TOOLS_DIR=str(TOOLS_DIR))
     try:
-        proc = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=timeout_s, env=env,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(["bash", str(SETUP), *build.setup_args], capture_output=True, text=True,
+                              timeout=timeout_s, env=env, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return f"{SETUP.name} did not finish within {timeout_s} s"
-    if proc.returncode != 0 or not _built():
+    if proc.returncode != 0 or not _built(build):
         return f"{SETUP.name} failed (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-300:]}"
     return None
 
 
-def version() -> str:
-    return "kafka-clients 3.9.1 (KafkaCheck)"
+def version(build: Build = BUILDS[CLIENT]) -> str:
+    return f"kafka-clients {build.version} (KafkaCheck)"
 
 
 def kafkacheck(ctx: Ctx, *args: object, check: bool = True, cap: float | None = None) -> dict:
@@ -78,7 +99,8 @@ def kafkacheck(ctx: Ctx, *args: object, check: bool = True, cap: float | None = 
     label = " ".join(map(str, args[:2])) if args[0] == "admin" else str(args[0])
     budget = ctx.remaining(cap)
     timeout_ms = max(1000, int((budget - WATCHDOG_GRACE_S) * 1000))
-    classpath = os.pathsep.join([str(TOOLS_DIR / "java-classes"), str(TOOLS_DIR / "java-lib" / "*")])
+    build = BUILDS[ctx.client]  # the column this check runs in picks the kafka-clients build
+    classpath = os.pathsep.join([str(build.path("classes")), str(build.path("lib") / "*")])
     cmd = ["java", *JVM_OPTS, "-cp", classpath, "KafkaCheck", *map(str, args),
            "--bootstrap", ctx.bootstrap, "--timeout-ms", str(timeout_ms)]
     try:
