@@ -144,10 +144,12 @@ async def _answer(frame: memoryview, dispatch: Dispatch, info: ConnectionInfo,
         if h.api_key != API_VERSIONS:
             raise
         # KIP-511: answer an ApiVersions of unknown version with a v0 response carrying
-        # UNSUPPORTED_VERSION and our ranges, so the client can retry with a version we know.
+        # UNSUPPORTED_VERSION and, as Kafka does, only ApiVersions' own range: the client retries
+        # with a version we know (franz-go takes a full list as final and skips that retry).
         fallback = await dispatch(Request(h._replace(api_version=0), Msg()), info)
         assert fallback is not None
         fallback["error_code"] = ErrorCode.UNSUPPORTED_VERSION
+        fallback["api_keys"] = [k for k in fallback["api_keys"] if k["api_key"] == API_VERSIONS]
         return h.api_key, encode_response(API_VERSIONS, 0, h.correlation_id, fallback)
     h = request.header
     if request.trailing_bytes:
