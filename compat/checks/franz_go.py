@@ -22,7 +22,7 @@ from .java import murmur2_partition
 from .scenarios import Driver, Rec, register
 
 CLIENT = "franz-go"
-VERSION = "franz-go v1.22.3, kadm v1.20.0 (franzcheck)"
+VERSION = "v1.22.3, kadm v1.20.0 (franzcheck)"
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS_DIR = Path(os.environ.get("PYKBROKER_TOOLS_DIR", REPO_ROOT / ".tools"))

@@ -87,12 +87,14 @@ def require_client(client: str) -> None:
     assert reason is None, f"{client} unavailable in CI: {reason}"
 
 
+@pytest.mark.timeout(900)  # from an empty cache, the Go build alone takes 1-2 minutes on 2 cores
 def test_franz_go_passes_every_feature(broker: RunningBroker) -> None:
     require_client("franz-go")
     results = run_all_pass(broker, "--only", "franz-go/*")
     assert len(results) == len(FEATURES)
 
 
+@pytest.mark.timeout(900)
 def test_java_4_passes_every_feature_kafkacheck_has(broker: RunningBroker) -> None:
     require_client("java-4")
     unsupported = load("java-4").checks.unsupported
