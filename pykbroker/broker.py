@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping, Protocol
 
 import trio
 
@@ -21,6 +21,8 @@ from .config import BrokerConfig, parse_listener, parse_listeners
 from .coordinator.consumer_group import ConsumerGroupCoordinator, ConsumerGroupLimits
 from .coordinator.group_coordinator import GroupCoordinator
 from .coordinator.offset_coordinator import GroupLimits
+from .coordinator.transaction_coordinator import TransactionCoordinator, TxnLimits
+from .log.producer_state import InvalidProducerEpochError
 from .handlers import HANDLERS, RequestContext
 from .cluster.partition import Partition
 from .cluster.partition_manager import PartitionManager
@@ -44,7 +46,8 @@ PRODUCER_ID_BLOCK = 1000
 PRODUCER_ID_BLOCK_FILE = "producer-id-block"
 OFFSETS_TOPIC = "__consumer_offsets"
 #: Kafka's Topic.isInternal: exactly these two; any other "__name" is an ordinary topic.
-INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, "__transaction_state"})
+TXN_STATE_TOPIC = "__transaction_state"
+INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TXN_STATE_TOPIC})
 GROUP_TICK_S = 0.1
 
 
@@ -93,9 +96,17 @@ class Broker:
         self.consumer_groups = ConsumerGroupCoordinator(
             self._topic_layout, ConsumerGroupLimits.from_config(config), self.groups.status)
         self.groups.consumer_groups = self.consumer_groups
+        txn_topic = self.logs.topics.get(TXN_STATE_TOPIC)
+        self.txns = TransactionCoordinator(
+            self._append_txn_state, txn_topic.partitions if txn_topic else config.transaction_state_log_num_partitions,
+            self._write_markers, self.next_producer_id,
+            TxnLimits(config.transaction_max_timeout_ms, config.transactional_id_expiration_ms))
         self._closed = False
         for partition in range(self.groups.partitions):
             self.groups.begin_load(partition)  # served once run() has replayed it
+        if txn_topic is not None:
+            for partition in range(txn_topic.partitions):
+                self.txns.begin_load(partition)
 
     def _topic_layout(self, name: str) -> tuple[uuid.UUID, int] | None:
         info = self.logs.topics.get(name)
@@ -110,27 +121,73 @@ class Broker:
                                            {"cleanup.policy": "compact"})
         return topic.partitions
 
-    async def _load_offsets(self) -> None:
-        """A single node leads every partition of the internal topic: the coordinator loads them all,
-        reading in a worker thread a few MiB at a time and replaying on the loop in between, while
-        its groups answer COORDINATOR_LOAD_IN_PROGRESS (as Kafka does)."""
-        for p in range(self.groups.partitions):
-            plog = self.logs.get_log(OFFSETS_TOPIC, p)
+    async def _load_coordinators(self) -> None:
+        """A single node leads every partition of the internal topics: the coordinators load them
+        all, reading in a worker thread a few MiB at a time and replaying on the loop in between,
+        while their groups and transactional ids answer COORDINATOR_LOAD_IN_PROGRESS (as Kafka)."""
+        await self._load(OFFSETS_TOPIC, self.groups)
+        if TXN_STATE_TOPIC in self.logs.topics:
+            await self._load(TXN_STATE_TOPIC, self.txns)
+
+    async def _load(self, topic: str, coordinator: Coordinator) -> None:
+        for p in range(coordinator.partitions):
+            plog = self.logs.get_log(topic, p)
             start, batches = plog.log_start_offset, 0
             while True:
                 chunk, start = await trio.to_thread.run_sync(_read_chunk, plog, start)
                 if not chunk:
                     break
-                batches += self.groups.replay(p, chunk)
-            self.groups.finish_load(p)
+                batches += coordinator.replay(p, chunk)
+            coordinator.finish_load(p)
             if batches:
-                log.info("%s-%d: loaded %d batch(es)", OFFSETS_TOPIC, p, batches)
+                log.info("%s-%d: loaded %d batch(es)", topic, p, batches)
 
     def _append_offsets(self, partition: int, batch: bytes) -> None:
-        target = self.partitions.get(OFFSETS_TOPIC, partition)
+        self._append_internal(OFFSETS_TOPIC, partition, batch)
+
+    def _append_txn_state(self, partition: int, batch: bytes) -> None:
+        self._append_internal(TXN_STATE_TOPIC, partition, batch)
+
+    def _append_internal(self, topic: str, partition: int, batch: bytes) -> None:
+        target = self.partitions.get(topic, partition)
         if target is None:
-            raise KafkaStorageError(f"{OFFSETS_TOPIC}-{partition} is not available")
+            raise KafkaStorageError(f"{topic}-{partition} is not available")
         target.append_internal(batch)
+
+    # ------------------------------------------------------------------ transactions
+
+    async def transaction_state_ready(self) -> None:
+        """Kafka creates __transaction_state on the first transactional request; so do we."""
+        if TXN_STATE_TOPIC in self.logs.topics:
+            return
+        async with self._topic_lock:
+            if TXN_STATE_TOPIC not in self.logs.topics:
+                await self._create_topic_locked(TXN_STATE_TOPIC, self.txns.partitions, {"cleanup.policy": "compact"})
+                for p in range(self.txns.partitions):
+                    self.txns.begin_load(p)
+                    self.txns.finish_load(p)
+
+    def _write_markers(self, producer_id: int, epoch: int, commit: bool, coordinator_epoch: int,
+                       partitions: frozenset[tuple[str, int]]) -> set[tuple[str, int]]:
+        """WriteTxnMarkers inside the broker: a COMMIT/ABORT marker on every partition of the
+        transaction; returns those where it could not be written (the coordinator retries)."""
+        failed = set()
+        for topic, index in sorted(partitions):
+            partition = self.partitions.get(topic, index)
+            if partition is None:
+                continue  # deleted since: nothing to mark (Kafka skips it too)
+            try:
+                partition.append_marker(producer_id, epoch, commit, coordinator_epoch)
+            except InvalidProducerEpochError as e:
+                log.warning("%s-%d: transaction marker refused: %s", topic, index, e)
+                continue
+            except KafkaStorageError as e:
+                log.error("%s-%d: transaction marker not written: %s", topic, index, e)
+                failed.add((topic, index))
+                continue
+            if topic == OFFSETS_TOPIC:
+                self.groups.complete_txn(index, producer_id, commit)
+        return failed
 
     # ------------------------------------------------------------------ identity
 
@@ -303,7 +360,7 @@ class Broker:
                                                  server_limits(self.config))
                 self.advertised = _advertised(self.config, self.bound)
                 self.partitions.attach(nursery)
-                nursery.start_soon(self._load_offsets)
+                nursery.start_soon(self._load_coordinators)
                 nursery.start_soon(self._housekeeping)
                 nursery.start_soon(self._remove_deleted_dirs)
                 task_status.started(self.bound)
@@ -314,9 +371,12 @@ class Broker:
     async def _housekeeping(self) -> None:
         """Group timers every 100 ms; time-based flush (log.flush.interval.ms) every second;
         log retention and committed-offset expiry on log.retention.check.interval.ms; idle producer
-        state on producer.id.expiration.check.interval.ms."""
+        state on producer.id.expiration.check.interval.ms; timed-out transactions and idle transactional
+        ids on transaction.abort.timed.out.transaction.cleanup.interval.ms."""
         interval_s = self.config.log_retention_check_interval_ms / 1000
         producer_check_s = self.config.producer_id_expiration_check_interval_ms / 1000
+        txn_check_s = self.config.transaction_abort_timed_out_transaction_cleanup_interval_ms / 1000
+        next_txn_check = trio.current_time() + txn_check_s
         next_flush = trio.current_time() + 1
         next_retention = trio.current_time() + interval_s
         next_producer_check = trio.current_time() + producer_check_s
@@ -334,6 +394,9 @@ class Broker:
                     log.info("retention deleted %d segment(s)", deleted)
                 self.groups.expire_offsets(now_ms())
                 next_retention = now + interval_s
+            if now >= next_txn_check:
+                self.txns.tick()
+                next_txn_check = now + txn_check_s
             if now >= next_producer_check:
                 expired = self.partitions.expire_producers(now_ms(), self.config.producer_id_expiration_ms)
                 if expired:
@@ -360,6 +423,16 @@ def server_limits(config: BrokerConfig) -> ServerLimits:
         max_connections_per_ip_overrides=parse_overrides(config.max_connections_per_ip_overrides),
         queued_max_request_bytes=config.queued_max_request_bytes,
     )
+
+
+class Coordinator(Protocol):
+    """What loading needs of a coordinator (groups, transactions)."""
+
+    partitions: int
+
+    def replay(self, partition: int, batches: Iterable[bytes]) -> int: ...
+
+    def finish_load(self, partition: int) -> None: ...
 
 
 def _read_chunk(plog: PartitionLog, start: int, budget: int = 4 << 20) -> tuple[list[bytes], int]:

@@ -1,5 +1,5 @@
-"""Command line: `pykbroker [serve] ...` runs the broker; `topics`, `produce`, `consume` and `groups`
-are small Kafka tools (pykbroker/tools/) that talk to a broker with pykbroker's own codec.
+"""Command line: `pykbroker [serve] ...` runs the broker; `topics`, `produce`, `consume`, `groups` and
+`transactions` are small Kafka tools (pykbroker/tools/) that talk to a broker with pykbroker's own codec.
 
 This module only parses arguments and dispatches; `pykbroker COMMAND --help` documents each command.
 """
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     _produce_parser(sub)
     _consume_parser(sub)
     _groups_parser(sub)
+    _transactions_parser(sub)
     return parser
 
 
@@ -180,6 +181,22 @@ def _groups_parser(sub: Any) -> None:
     describe.add_argument("group", help="group id")
 
 
+def _transactions_parser(sub: Any) -> None:
+    p = sub.add_parser("transactions", help="list transactions or show one", formatter_class=Formatter,
+                       description="List the transactional ids the coordinator knows, or show one transaction's "
+                                   "producer, state and partitions (like kafka-transactions.sh).",
+                       epilog="examples:\n  pykbroker transactions list\n  pykbroker transactions list --state Ongoing\n"
+                              "  pykbroker transactions describe my-txn-id")
+    _client_options(p)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = _action(actions, "list", "print a table: TRANSACTIONAL-ID COORDINATOR PRODUCER-ID STATE")
+    listing.add_argument("--state", action="append", metavar="STATE",
+                         help="only transactions in this state (Ongoing, PrepareCommit, CompleteAbort...); repeatable")
+    describe = _action(actions, "describe", "show one transaction: producer id and epoch, state, timeout, start "
+                                            "time, duration and partitions")
+    describe.add_argument("transactional_id", help="the producer's transactional.id")
+
+
 # ---------------------------------------------------------------------------- serve
 
 def config_from_args(args: argparse.Namespace) -> BrokerConfig:
@@ -298,6 +315,9 @@ def _tool(command: str) -> Callable[[argparse.Namespace], int]:
     if command == "consume":
         from .tools import consume
         return consume.run
+    if command == "transactions":
+        from .tools import transactions
+        return transactions.run
     from .tools import groups
     return groups.run
 

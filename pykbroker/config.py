@@ -64,6 +64,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("auto.create.topics.enable", _bool, True, "Create a topic on first Metadata/Produce request that names it."),
     Setting("delete.topic.enable", _bool, True, "Allow DeleteTopics."),
     Setting("socket.request.max.bytes", _int, 104857600, "Largest request frame accepted; checked before reading the body.", 1),
+    Setting("max.request.partition.size.limit", _int, 2000, "Most partitions one DescribeTopicPartitions "
+            "response lists (the rest by its cursor).", 1),
     Setting("log.retention.check.interval.ms", _int, 300000, "How often retention runs.", 1),
     Setting("group.initial.rebalance.delay.ms", _int, 200, "Wait for more members before the first rebalance of a new group. "
             "Kafka's default is 3000 ms; 200 ms here: a lone consumer gets its assignment at once, and "
@@ -71,9 +73,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("group.consumer.session.timeout.ms", _int, 45000, "Session timeout of consumer-protocol (KIP-848) members.", 1),
     Setting("group.consumer.heartbeat.interval.ms", _int, 1000, "Heartbeat interval told to KIP-848 members "
             "(Kafka: 5000; 1000 here so reassignments settle quickly on a laptop).", 1),
-    Setting("transactional.id.expiration.ms", _int, 604800000, "Forget idle producer ids after this.", 1),
+    Setting("transactional.id.expiration.ms", _int, 604800000, "Forget a transactional id whose producer has been idle this long.", 1),
     Setting("producer.id.expiration.ms", _int, 86400000, "Forget idle idempotent producer state after this.", 1),
     Setting("producer.id.expiration.check.interval.ms", _int, 600000, "How often idle producer state is looked for.", 1),
+    Setting("transaction.state.log.num.partitions", _int, 1, "Partitions of __transaction_state "
+            "(Kafka: 50; one is plenty on one node).", 1),
+    Setting("transaction.max.timeout.ms", _int, 900000, "Largest transaction.timeout.ms a producer may ask for.", 1),
+    Setting("transaction.abort.timed.out.transaction.cleanup.interval.ms", _int, 10000,
+            "How often transactions open past their timeout are looked for (and aborted).", 1),
     Setting("offsets.topic.num.partitions", _int, 1, "Partitions of __consumer_offsets (Kafka: 50; one is plenty on one node).", 1),
     Setting("offsets.retention.minutes", _int, 10080, "Expire committed offsets of empty groups after this.", 1),
     Setting("group.min.session.timeout.ms", _int, 6000, "Smallest session timeout a classic-protocol member may ask for.", 0),

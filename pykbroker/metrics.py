@@ -5,7 +5,7 @@ Two sources:
 * a `ServerObserver` fed by the connection loop: requests per API (count, latency histogram),
   request/response bytes, open connections;
 * a collector that reads the broker's state when scraped: topics, partitions, log start/end
-  offsets per partition, consumer groups. It reads that state on the broker's trio thread
+  offsets per partition, consumer groups, open transactions and last-stable-offset lag. It reads that state on the broker's trio thread
   (trio.from_thread), so a scrape never sees a half-updated dict.
 
 prometheus-client serves /metrics from its own daemon thread. Nothing here is imported unless
@@ -126,7 +126,13 @@ class BrokerStateCollector(Collector):
         groups = GaugeMetricFamily("pykbroker_groups", "Consumer groups known to the coordinator (with members "
                                    "or committed offsets).")
         groups.add_metric([], snap["groups"])
-        return [topics, partitions, end, start, size, groups]
+        lso_lag = GaugeMetricFamily("pykbroker_last_stable_offset_lag", "High watermark minus last stable "
+                                    "offset: records read_committed consumers cannot see yet.", labels=["topic", "partition"])
+        for topic, partition, lag in snap["lso_lag"]:
+            lso_lag.add_metric([topic, str(partition)], lag)
+        open_txns = GaugeMetricFamily("pykbroker_open_transactions", "Transactions begun and not yet completed.")
+        open_txns.add_metric([], snap["open_transactions"])
+        return [topics, partitions, end, start, size, groups, lso_lag, open_txns]
 
     def _snapshot(self) -> dict[str, Any]:
         read: Callable[[], dict[str, Any]] = self._read
@@ -139,7 +145,9 @@ class BrokerStateCollector(Collector):
         logs = [(topic, partition, plog.log_start_offset, plog.log_end_offset, plog.size_in_bytes)
                 for topic, partition, plog in list(b.logs.logs())]
         logs.sort(key=lambda t: (t[0], t[1]))
-        return {"topics": len(b.logs.topics), "logs": logs, "groups": len(b.groups.group_ids())}
+        lso_lag = sorted((p.topic, p.index, p.high_watermark - p.last_stable_offset) for p in b.partitions)
+        return {"topics": len(b.logs.topics), "logs": logs, "groups": len(b.groups.group_ids()),
+                "lso_lag": lso_lag, "open_transactions": b.txns.open_transactions()}
 
 
 def parse_address(text: str) -> tuple[str, int]:

@@ -3,7 +3,9 @@
 Everything that touches a partition goes through this object, so the facts replication and
 transactions hang off have one owner:
 - the high watermark (here the log end offset: every replica is this node) and the last stable
-  offset (equal to the high watermark until transactions exist);
+  offset (the first offset of the oldest open transaction, or the high watermark);
+- transaction markers (COMMIT/ABORT control batches the transaction coordinator writes) and the
+  aborted-transaction index that read_committed fetches report;
 - leader id, leader epoch, replicas and ISR (single node: this node, epoch 0);
 - producer state: the idempotence check happens here, atomically with the append;
 - fetch waiters, woken when the *high watermark* moves.
@@ -23,12 +25,16 @@ import trio
 
 from ..log.errors import KafkaStorageError
 from ..log.partition_log import AppendInfo, PartitionLog, ReadResult
-from ..log.producer_state import BatchMeta, ProducerStateManager, delete_snapshots_before, write_snapshot_file
-from ..protocol.records import BatchHeader, iter_batches
+from ..log.producer_state import (
+    ActiveProducer, BatchMeta, ProducerStateManager, delete_snapshots_before, write_snapshot_file,
+)
+from ..log.txn_index import AbortedTxn
+from ..protocol.records import BatchHeader, build_end_txn_marker, iter_batches
 
 log = logging.getLogger("pykbroker.partition")
 
 READ_UNCOMMITTED, READ_COMMITTED = 0, 1
+LATEST_TIMESTAMP, NO_TIMESTAMP = -1, -1
 #: Producer-state rebuild reads the headers of this many trailing segments.
 PRODUCER_STATE_SEGMENTS = 2
 
@@ -95,7 +101,10 @@ class Partition:
 
     @property
     def last_stable_offset(self) -> int:
-        return self.high_watermark
+        """Kafka: min(first unstable offset, high watermark); read_committed reads stop here."""
+        unstable = self.producers.first_unstable_offset()
+        hw = self.high_watermark
+        return hw if unstable is None else min(unstable, hw)
 
     @property
     def log_start_offset(self) -> int:
@@ -144,6 +153,33 @@ class Partition:
         if self.log.has_rolled_segments or self.log.flush_requested:
             self._background(self._flush_pending)
         return info
+
+    def append_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int) -> int:
+        """The transaction coordinator ends a producer's transaction here (WriteTxnMarkers): a
+        COMMIT or ABORT control batch; an abort is indexed so read_committed readers skip its
+        records. Returns the marker's offset. InvalidProducerEpochError if the epoch is stale."""
+        self.producers.check_marker(producer_id, producer_epoch)
+        marker = build_end_txn_marker(commit=commit, producer_id=producer_id, producer_epoch=producer_epoch,
+                                      coordinator_epoch=coordinator_epoch)
+        offset = self.log.log_end_offset
+        try:
+            self.log.append(marker, strict=False)
+        except OSError as e:
+            raise KafkaStorageError(f"append to {self.log.directory} failed: {e}") from e
+        first = self.producers.complete_txn(producer_id, producer_epoch)
+        if first is not None and not commit:
+            self.log.index_aborted(AbortedTxn(producer_id, first, offset, self.last_stable_offset))
+        if self.log.has_rolled_segments or self.log.flush_requested:
+            self._background(self._flush_pending)
+        self._wake()  # the last stable offset (and the high watermark) moved
+        return offset
+
+    def active_producers(self) -> list[ActiveProducer]:
+        return self.producers.active()
+
+    def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[tuple[int, int]]:
+        """(producer id, first offset) of the aborted transactions overlapping a fetched range."""
+        return [(t.producer_id, t.first_offset) for t in self.log.collect_aborted(fetch_offset, upper_bound)]
 
     def _check_producers(self, headers: list[BatchHeader]) -> BatchMeta | None:
         """Kafka's producer checks for one request's batches, in order; a duplicate returns the original."""
@@ -239,8 +275,16 @@ class Partition:
         return self.log.read(fetch_offset, max_bytes, min_one_batch=min_one_batch, max_offset=upper,
                              as_file_records=as_file_records)
 
-    def fetch_offset_by_timestamp(self, timestamp: int) -> tuple[int, int] | None:
-        return self.log.fetch_offset_by_timestamp(timestamp)
+    def fetch_offset_by_timestamp(self, timestamp: int, isolation_level: int = READ_UNCOMMITTED) -> tuple[int, int] | None:
+        """ListOffsets: as Kafka, "latest" is the last fetchable offset (read_committed: the LSO),
+        and a timestamp lookup finds only offsets below it."""
+        fetchable = self.last_stable_offset if isolation_level == READ_COMMITTED else self.high_watermark
+        if timestamp == LATEST_TIMESTAMP:
+            return fetchable, NO_TIMESTAMP
+        found = self.log.fetch_offset_by_timestamp(timestamp)
+        if found is not None and timestamp >= 0 and found[0] >= fetchable:
+            return None
+        return found
 
     # ------------------------------------------------------------------ waiters
 

@@ -16,12 +16,12 @@ import trio
 
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import DecodeError
-from ..protocol.records import decode_records
+from ..protocol.records import CONTROL_TYPE_COMMIT, ControlRecordKeySchema, decode_records, iter_batches
 from .consumer_protocol import subscription_topics
 from .group import Group, GroupState
 from .group_metadata import decode_group_value
 from .offsets import OffsetStore
-from .offsets_schema import CommittedOffset, OffsetKey, decode_key
+from .offsets_schema import CommittedOffset, OffsetKey, decode_key, decode_offset_value
 from .ownership import Load, append_error, availability, partition_for
 from .persistence import restore
 from .results import GroupDescription, GroupListing, MemberDescription
@@ -61,6 +61,9 @@ class OffsetCoordinator:
         self.offsets = OffsetStore()
         self.consumer_groups: "ConsumerGroupCoordinator | None" = None  # KIP-848 groups, consulted for theirs
         self._loads: dict[int, Load] = {}
+        #: TxnOffsetCommit's offsets, by producer id then group: applied when the COMMIT marker
+        #: reaches the group's partition, dropped on ABORT.
+        self.pending_txn: dict[int, dict[str, dict[tuple[str, int], CommittedOffset]]] = {}
 
     # ------------------------------------------------------------------ ownership
 
@@ -93,14 +96,28 @@ class OffsetCoordinator:
         count = 0
         for batch in batches:
             count += 1
+            header = next(iter_batches(batch))[1]
+            if header.is_control:
+                self._replay_marker(partition, header.producer_id, batch)
+                continue
             for record in decode_records(batch):
                 if record.key is None:
                     continue
                 try:
-                    self._replay(decode_key(record.key), record.value, now)
+                    key = decode_key(record.key)
+                    if header.is_transactional and isinstance(key, OffsetKey) and record.value is not None:
+                        self._pend(header.producer_id, key, decode_offset_value(record.value))
+                    else:
+                        self._replay(key, record.value, now)
                 except (ValueError, DecodeError, struct.error) as e:
                     log.warning("__consumer_offsets-%d: skipped an unreadable record: %s", partition, e)
         return count
+
+    def _replay_marker(self, partition: int, producer_id: int, batch: bytes) -> None:
+        for record in decode_records(batch):
+            if record.key is not None:
+                commit = ControlRecordKeySchema.parse(record.key).type == CONTROL_TYPE_COMMIT
+                self.complete_txn(partition, producer_id, commit)
 
     def finish_load(self, partition: int) -> None:
         """Serve the partition's groups (unless it was unloaded while loading)."""
@@ -122,6 +139,9 @@ class OffsetCoordinator:
             self._answer_all(self.groups.pop(group_id), ErrorCode.NOT_COORDINATOR)
         for group_id in [g for g in self.offsets.groups() if self.partition_for(g) == partition]:
             self.offsets.drop(group_id)
+        for groups in self.pending_txn.values():
+            for group_id in [g for g in groups if self.partition_for(g) == partition]:
+                del groups[group_id]
         if self.consumer_groups is not None:
             self.consumer_groups.unload(lambda g: self.partition_for(g) == partition)
 
@@ -188,6 +208,48 @@ class OffsetCoordinator:
                 self.consumer_groups is None or group_id not in self.consumer_groups.groups):
             self.groups[group_id] = Group(group_id)
         return code
+
+    # ------------------------------------------------------------------ transactional offsets
+
+    def txn_commit(self, group_id: str, producer_id: int, producer_epoch: int, member_id: str,
+                   instance_id: str | None, generation: int,
+                   offsets: dict[tuple[str, int], CommittedOffset]) -> ErrorCode:
+        """TxnOffsetCommit: the offsets are written now, as a transactional batch of the producer,
+        and become the group's committed offsets only when its transaction commits."""
+        code = self.commit_check(group_id, member_id, instance_id, generation) if generation >= 0 or member_id \
+            else self.status(group_id)
+        if code or not offsets:
+            return code
+        batch = self.offsets.commit_records(group_id, offsets, producer_id=producer_id,
+                                            producer_epoch=producer_epoch)
+        try:
+            self._append(self.partition_for(group_id), batch)
+        except Exception as e:  # noqa: BLE001 - every failed write is answered, see append_error
+            return append_error(e)
+        for (topic, partition), committed in offsets.items():
+            self._pend(producer_id, OffsetKey(group_id, topic, partition), committed)
+        if group_id not in self.groups and (self.consumer_groups is None or group_id not in self.consumer_groups.groups):
+            self.groups[group_id] = Group(group_id)
+        return ErrorCode.NONE
+
+    def _pend(self, producer_id: int, key: OffsetKey, committed: CommittedOffset) -> None:
+        self.pending_txn.setdefault(producer_id, {}).setdefault(key.group, {})[(key.topic, key.partition)] = committed
+
+    def complete_txn(self, partition: int, producer_id: int, commit: bool) -> None:
+        """A COMMIT/ABORT marker was written to (or replayed from) __consumer_offsets-`partition`."""
+        groups = self.pending_txn.get(producer_id)
+        if not groups:
+            return
+        for group_id in [g for g in groups if self.partition_for(g) == partition]:
+            offsets = groups.pop(group_id)
+            if commit:
+                self.offsets.install(group_id, offsets)
+        if not groups:
+            del self.pending_txn[producer_id]
+
+    def unstable_partitions(self, group_id: str) -> set[tuple[str, int]]:
+        """Partitions with transactional offsets not yet committed (OffsetFetch's require_stable)."""
+        return {tp for groups in self.pending_txn.values() for tp in groups.get(group_id, {})}
 
     def fetch_offsets(self, group_id: str) -> tuple[ErrorCode, dict[tuple[str, int], CommittedOffset]]:
         code = self.status(group_id)

@@ -34,9 +34,15 @@ class OffsetStore:
 
     # ------------------------------------------------------------------ changes as records
 
-    def commit_records(self, group: str, offsets: dict[tuple[str, int], CommittedOffset]) -> bytes:
+    def commit_records(self, group: str, offsets: dict[tuple[str, int], CommittedOffset], *,
+                       producer_id: int = -1, producer_epoch: int = -1) -> bytes:
+        """Offset commit records; with a producer, a transactional batch of it (TxnOffsetCommit)."""
         return records_batch([(encode_offset_key(OffsetKey(group, t, p)), encode_offset_value(v))
-                       for (t, p), v in offsets.items()])
+                              for (t, p), v in offsets.items()], producer_id=producer_id, producer_epoch=producer_epoch)
+
+    def install(self, group: str, offsets: dict[tuple[str, int], CommittedOffset]) -> None:
+        """Offsets whose records are stored already (a committed transaction's)."""
+        self._groups.setdefault(group, {}).update(offsets)
 
     def delete_records(self, group: str, partitions: Iterable[tuple[str, int]]) -> bytes:
         return records_batch([(encode_offset_key(OffsetKey(group, t, p)), None) for t, p in partitions])
@@ -82,6 +88,8 @@ class OffsetStore:
         """Forget a group's offsets in memory only (its partition was unloaded; the records stay)."""
         self._groups.pop(group, None)
 
-def records_batch(pairs: list[tuple[bytes, bytes | None]]) -> bytes:
+def records_batch(pairs: list[tuple[bytes, bytes | None]], *, producer_id: int = -1, producer_epoch: int = -1) -> bytes:
+    """A batch of the coordinator's records; transactional when a producer id is given."""
     now = int(time.time() * 1000)
-    return build_batch([Record(i, 0, k, v, []) for i, (k, v) in enumerate(pairs)], base_timestamp=now)
+    return build_batch([Record(i, 0, k, v, []) for i, (k, v) in enumerate(pairs)], base_timestamp=now,
+                       producer_id=producer_id, producer_epoch=producer_epoch, is_transactional=producer_id >= 0)

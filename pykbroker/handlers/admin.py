@@ -17,7 +17,7 @@ from ..log.errors import (
 )
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
-from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
+from .registry import RequestContext, authorized_operations, handles
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -38,7 +38,8 @@ async def describe_cluster(broker: "Broker", ctx: RequestContext, req: Msg) -> M
     return Msg(throttle_time_ms=0, error_code=0, error_message=None, endpoint_type=1, cluster_id=broker.cluster_id,
                controller_id=broker.node_id,
                brokers=[{"broker_id": broker.node_id, "host": host, "port": port, "rack": None}],
-               cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED)
+               cluster_authorized_operations=authorized_operations(
+                   "cluster", req.get("include_cluster_authorized_operations", False)))
 
 
 @handles("CREATE_PARTITIONS", 0, 3)

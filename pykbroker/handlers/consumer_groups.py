@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..coordinator.consumer_group import ConsumerHeartbeat, DescribedPartitions
 from ..protocol.primitives import Msg
-from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
+from .registry import RequestContext, authorized_operations, handles
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -42,5 +42,5 @@ async def consumer_group_describe(broker: "Broker", ctx: RequestContext, req: Ms
                          "subscribed_topic_names": m.subscribed, "subscribed_topic_regex": None,
                          "assignment": _partitions(m.assignment), "target_assignment": _partitions(m.target)}
                         for m in d.members],
-            "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED})
+            "authorized_operations": authorized_operations("group", req.include_authorized_operations)})
     return Msg(throttle_time_ms=0, groups=groups)

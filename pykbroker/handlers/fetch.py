@@ -21,6 +21,7 @@ from .registry import RequestContext, handles
 
 if TYPE_CHECKING:
     from ..broker import Broker
+    from ..cluster.partition import Partition
 
 @handles("FETCH", 0, 17)
 async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
@@ -111,8 +112,19 @@ def _read_partition(broker: "Broker", name: str | None, p: Msg, budget: int, fir
         records = v2_to_legacy_message_set(records, magic=0 if v < 2 else 1)
     return {"partition_index": index, "error_code": 0, "high_watermark": partition.high_watermark,
             "last_stable_offset": partition.last_stable_offset, "log_start_offset": result.log_start_offset,
-            "aborted_transactions": None if v < 4 or isolation == 0 else [],
+            "aborted_transactions": _aborted(partition, p.fetch_offset, result, v, isolation),
             "preferred_read_replica": -1, "records": records}, len(records)
+
+
+def _aborted(partition: "Partition", fetch_offset: int, result: Any, v: int, isolation: int) -> list[dict] | None:
+    """read_committed (v4+): the aborted transactions overlapping the returned batches, whose
+    records the consumer drops (Kafka's FetchResponse.abortedTransactions)."""
+    if v < 4 or isolation == 0:
+        return None
+    if result.first_offset < 0:
+        return []
+    return [{"producer_id": pid, "first_offset": first}
+            for pid, first in partition.aborted_transactions(fetch_offset, result.next_offset)]
 
 
 def _empty(index: int, code: ErrorCode) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
-from .registry import AUTHORIZED_OPERATIONS_OMITTED, RequestContext, handles
+from .registry import RequestContext, authorized_operations, handles
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -20,11 +20,13 @@ async def find_coordinator(broker: "Broker", ctx: RequestContext, req: Msg) -> M
     host, port = broker.advertised
     key_type = req.get("key_type", GROUP_KEY)
 
+    if key_type == TRANSACTION_KEY:
+        await broker.transaction_state_ready()  # Kafka creates __transaction_state on first use
+
     def answer(key: str) -> dict:
-        if key_type != GROUP_KEY:
-            return {"key": key, "node_id": -1, "host": "", "port": -1,
-                    "error_code": ErrorCode.COORDINATOR_NOT_AVAILABLE,
-                    "error_message": "transactions are not supported by this broker yet"}
+        if key_type not in (GROUP_KEY, TRANSACTION_KEY):
+            return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": ErrorCode.INVALID_REQUEST,
+                    "error_message": f"unknown coordinator key type {key_type}"}
         return {"key": key, "node_id": broker.node_id, "host": host, "port": port, "error_code": 0,
                 "error_message": None}
 
@@ -103,7 +105,8 @@ async def describe_groups(broker: "Broker", ctx: RequestContext, req: Msg) -> Ms
                                  "client_id": m.client_id, "client_host": m.client_host,
                                  "member_metadata": m.metadata, "member_assignment": m.assignment}
                                 for m in d.members],
-                    "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED})
+                    "authorized_operations": authorized_operations(
+                        "group", req.get("include_authorized_operations", False))})
     return Msg(throttle_time_ms=0, groups=out)
 
 

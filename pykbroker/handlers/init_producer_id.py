@@ -1,8 +1,9 @@
-"""InitProducerId: producer ids for idempotent producers (transactions are not served yet).
+"""InitProducerId: producer ids for idempotent and transactional producers.
 
 Without a transactional id Kafka always issues a new producer id with epoch 0, whatever
 producer id and epoch the request names (TransactionCoordinator.handleInitProducerId): the
-epoch bump of KIP-360 applies to transactional producers only.
+epoch bump of KIP-360 applies to transactional producers only, which the transaction
+coordinator serves.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ log = logging.getLogger("pykbroker.producer")
 async def init_producer_id(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     if req.transactional_id == "":
         return Msg(throttle_time_ms=0, error_code=ErrorCode.INVALID_REQUEST, producer_id=-1, producer_epoch=-1)
-    if req.transactional_id is not None:
-        log.warning("client %s asked for transactional id %r: transactions are not supported yet",
-                    ctx.client_id, req.transactional_id)
-        return Msg(throttle_time_ms=0, error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                   producer_id=-1, producer_epoch=-1)
     try:
+        if req.transactional_id is not None:
+            await broker.transaction_state_ready()
+            r = await broker.txns.init_producer_id(req.transactional_id, req.transaction_timeout_ms,
+                                                   req.get("producer_id", -1), req.get("producer_epoch", -1))
+            return Msg(throttle_time_ms=0, error_code=r.error, producer_id=r.producer_id, producer_epoch=r.producer_epoch)
         producer_id = await broker.next_producer_id()
     except KafkaStorageError as e:
         # Kafka answers so while it has no producer-id block; producers retry it.

@@ -18,12 +18,12 @@ LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
 async def list_offsets(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     topics = []
     for t in req.topics:
-        parts = [_partition(broker, t.name, p, ctx.api_version) for p in t.partitions]
+        parts = [_partition(broker, t.name, p, ctx.api_version, req.get("isolation_level", 0)) for p in t.partitions]
         topics.append({"name": t.name, "partitions": parts})
     return Msg(throttle_time_ms=0, topics=topics)
 
 
-def _partition(broker: "Broker", topic: str, p: Msg, v: int) -> dict[str, Any]:
+def _partition(broker: "Broker", topic: str, p: Msg, v: int, isolation: int) -> dict[str, Any]:
     out: dict[str, Any] = {"partition_index": p.partition_index, "error_code": 0, "old_style_offsets": [],
                            "timestamp": -1, "offset": -1, "leader_epoch": 0}
     partition = broker.partition(topic, p.partition_index)
@@ -38,7 +38,7 @@ def _partition(broker: "Broker", topic: str, p: Msg, v: int) -> dict[str, Any]:
         out["error_code"] = ErrorCode.FENCED_LEADER_EPOCH
         return out
     out["leader_epoch"] = partition.leader_epoch
-    found = partition.fetch_offset_by_timestamp(p.timestamp)
+    found = partition.fetch_offset_by_timestamp(p.timestamp, isolation)
     if found is not None:
         out["offset"], out["timestamp"] = found
     if v == 0:

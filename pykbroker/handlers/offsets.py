@@ -44,8 +44,12 @@ async def offset_commit(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
         for t in req.topics])
 
 
-def _fetch_group(broker: "Broker", group_id: str, topics: list[Msg] | None) -> tuple[ErrorCode, list[dict[str, Any]]]:
+def _fetch_group(broker: "Broker", group_id: str, topics: list[Msg] | None,
+                 require_stable: bool = False) -> tuple[ErrorCode, list[dict[str, Any]]]:
     code, committed = broker.groups.fetch_offsets(group_id)
+    # require_stable (v7+, read_committed consumers): an offset of a transaction still open is
+    # UNSTABLE_OFFSET_COMMIT, so the consumer waits rather than starting from the older one.
+    unstable = broker.groups.unstable_partitions(group_id) if require_stable and not code else set()
     if topics is None:  # all committed offsets of the group
         wanted: dict[str, list[int]] = {}
         for (topic, partition) in committed:
@@ -57,6 +61,10 @@ def _fetch_group(broker: "Broker", group_id: str, topics: list[Msg] | None) -> t
         parts = []
         for p in partitions:
             c = committed.get((topic, p))
+            if (topic, p) in unstable:
+                parts.append({"partition_index": p, "committed_offset": -1, "committed_leader_epoch": -1,
+                              "metadata": "", "error_code": ErrorCode.UNSTABLE_OFFSET_COMMIT})
+                continue
             parts.append({"partition_index": p, "committed_offset": c.offset if c else -1,
                           "committed_leader_epoch": c.leader_epoch if c else -1,
                           "metadata": c.metadata if c else "", "error_code": code})
@@ -69,10 +77,10 @@ async def offset_fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     if ctx.api_version >= 8:
         groups = []
         for g in req.groups:
-            code, topics = _fetch_group(broker, g.group_id, g.topics)
+            code, topics = _fetch_group(broker, g.group_id, g.topics, req.require_stable)
             groups.append({"group_id": g.group_id, "topics": topics, "error_code": code})
         return Msg(throttle_time_ms=0, groups=groups)
-    code, topics = _fetch_group(broker, req.group_id, req.topics)
+    code, topics = _fetch_group(broker, req.group_id, req.topics, req.get("require_stable", False))
     return Msg(throttle_time_ms=0, topics=topics, error_code=code)
 
 

@@ -10,7 +10,7 @@ from ..log.producer_state import InvalidProducerEpochError, OutOfOrderSequenceEr
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
 from ..protocol.records import (
-    CorruptRecordError, InvalidRecordError, RecordError, legacy_to_v2_batch,
+    CorruptRecordError, InvalidRecordError, RecordError, iter_batches, legacy_to_v2_batch,
 )
 from .registry import RequestContext, handles
 
@@ -41,11 +41,9 @@ async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | None
         for part in topic.partition_data:
             if acks not in (-1, 0, 1):
                 result = _error(part.index, ErrorCode.INVALID_REQUIRED_ACKS)
-            elif req.get("transactional_id") is not None:
-                result = _error(part.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                                "transactions are not supported by this broker yet")
             else:
-                result = await _append(broker, topic.name, part.index, part.records, ctx.api_version)
+                result = await _append(broker, topic.name, part.index, part.records, ctx.api_version,
+                                       req.get("transactional_id"))
             partitions.append(result)
         topics.append({"name": topic.name, "partition_responses": partitions})
     if acks == 0:
@@ -58,7 +56,8 @@ def _error(index: int, code: ErrorCode, message: str | None = None) -> dict[str,
             "log_start_offset": -1, "record_errors": [], "error_message": message}
 
 
-async def _append(broker: "Broker", topic: str, index: int, records: Any, version: int) -> dict[str, Any]:
+async def _append(broker: "Broker", topic: str, index: int, records: Any, version: int,
+                  transactional_id: str | None) -> dict[str, Any]:
     partition = broker.partition(topic, index)
     if partition is None:
         return _error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
@@ -68,6 +67,10 @@ async def _append(broker: "Broker", topic: str, index: int, records: Any, versio
         if version < 3 and len(records) > LEGACY_MAGIC_AT and records[LEGACY_MAGIC_AT] < 2:
             # Produce v0-2 carry message sets of magic 0/1: up-convert once, as Kafka's LogValidator.
             records = legacy_to_v2_batch(records)
+        code = _verify_transaction(broker, topic, index, records, transactional_id)
+        if code:
+            return _error(index, code, "the partition is not part of the producer's ongoing transaction"
+                          if code == ErrorCode.INVALID_TXN_STATE else None)
         result = await partition.append_records(records)
     except KafkaStorageError as e:
         log.error("produce to %s-%d failed on disk: %s", topic, index, e)
@@ -78,6 +81,23 @@ async def _append(broker: "Broker", topic: str, index: int, records: Any, versio
     return {"index": index, "error_code": 0, "base_offset": result.base_offset,
             "log_append_time_ms": result.log_append_time_ms, "log_start_offset": result.log_start_offset,
             "record_errors": [], "error_message": None}
+
+
+def _verify_transaction(broker: "Broker", topic: str, index: int, records: Any,
+                        transactional_id: str | None) -> ErrorCode:
+    """Transactional batches are written only into the producer's ongoing transaction (Kafka's
+    transaction.partition.verification): the partition must have been added with AddPartitionsToTxn."""
+    first = next(iter_batches(records), None)
+    if first is None or not first[1].is_transactional:
+        return ErrorCode.NONE
+    header = first[1]
+    if transactional_id is None:
+        return ErrorCode.INVALID_RECORD  # Kafka: transactional records need the request's transactional id
+    code, verified = broker.txns.verify_partitions(transactional_id, header.producer_id, header.producer_epoch,
+                                                   [(topic, index)])
+    if code == ErrorCode.PRODUCER_FENCED:
+        return ErrorCode.INVALID_PRODUCER_EPOCH  # what a produce reports for a fenced epoch
+    return code or verified[(topic, index)]
 
 
 def _code_for(e: Exception) -> ErrorCode:

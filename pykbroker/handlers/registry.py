@@ -19,6 +19,23 @@ if TYPE_CHECKING:
 #: Kafka's "authorized operations not requested" bitfield value (INT32 min).
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
 
+#: Kafka's AclOperation codes, and the operations each resource type supports (AclEntry).
+ACL_OPERATION_CODES = {"READ": 3, "WRITE": 4, "CREATE": 5, "DELETE": 6, "ALTER": 7, "DESCRIBE": 8,
+                       "CLUSTER_ACTION": 9, "DESCRIBE_CONFIGS": 10, "ALTER_CONFIGS": 11, "IDEMPOTENT_WRITE": 12}
+SUPPORTED_OPERATIONS = {
+    "topic": ("READ", "WRITE", "CREATE", "DESCRIBE", "DELETE", "ALTER", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"),
+    "group": ("READ", "DESCRIBE", "DELETE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"),
+    "cluster": ("CREATE", "CLUSTER_ACTION", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "IDEMPOTENT_WRITE", "ALTER", "DESCRIBE"),
+}
+
+
+def authorized_operations(resource: str, requested: bool = True) -> int:
+    """The bitfield Kafka reports without an authorizer: every operation the resource supports
+    (AuthHelper.authorizedOperations), or the "omitted" value when the client did not ask."""
+    if not requested:
+        return AUTHORIZED_OPERATIONS_OMITTED
+    return sum(1 << ACL_OPERATION_CODES[op] for op in SUPPORTED_OPERATIONS[resource])
+
 
 class RequestContext(NamedTuple):
     api_key: int

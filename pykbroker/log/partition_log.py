@@ -31,12 +31,14 @@ from pykbroker.log.config import LONG_MAX, LogConfig
 from pykbroker.log.file_records import FileRecords
 from pykbroker.log.errors import (
     InvalidTimestampError,
+    KafkaStorageError,
     MessageTooLargeError,
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
 )
 from pykbroker.log.recovery import load_log
 from pykbroker.log.segment import LogSegment, now_ms as _now_ms
+from pykbroker.log.txn_index import AbortedTxn
 from pykbroker.protocol import records as rec
 from pykbroker.protocol.records import (
     LOG_OVERHEAD,
@@ -511,6 +513,28 @@ class PartitionLog:
             for pos, h in seg.iter_headers(found[0]):
                 yield h, seg.read_bytes(pos, h.size)
                 offset = h.last_offset + 1
+
+    # --------------------------------------------------------- transactions
+
+    def index_aborted(self, txn: AbortedTxn) -> None:
+        """Record an aborted transaction in the index of the segment holding its ABORT marker."""
+        self._check_open()
+        try:
+            self.active_segment.txn_index.append(txn)
+        except OSError as e:
+            raise KafkaStorageError(f"{self.directory.name}: writing the transaction index failed: {e}") from e
+
+    def collect_aborted(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping [fetch_offset, upper_bound): what a read_committed
+        Fetch reports so that the consumer drops their records (Kafka's collectAbortedTransactions)."""
+        out: list[AbortedTxn] = []
+        for seg in self._segments[self._segment_index_for(fetch_offset):]:
+            out.extend(seg.txn_index.collect(fetch_offset, upper_bound))
+        return out
+
+    def aborted_transactions(self) -> list[AbortedTxn]:
+        """Every indexed aborted transaction, oldest marker first."""
+        return [t for seg in self._segments for t in seg.txn_index.entries]
 
     # --------------------------------------------------------- offset lookups
 

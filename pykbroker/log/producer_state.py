@@ -6,11 +6,16 @@ and a gap in sequence numbers is refused. The state is kept across restarts by s
 (``<20-digit offset>.snapshot``, Kafka's name) plus a replay of the batch headers after the
 snapshot's offset; producers idle longer than ``producer.id.expiration.ms`` are forgotten.
 
+Transactions: each producer's ongoing transaction is known by the offset of its first batch;
+the smallest of those is the partition's first unstable offset (what bounds the last stable
+offset), and a COMMIT/ABORT marker ends it.
+
 Snapshot format (ours, modelled on Kafka's): a 6-byte header ``>hI`` (version, CRC-32C of
-everything after it), then ``>i`` producer count and per producer ``>qhqb`` (id, epoch, last
-timestamp, batch count) followed by that many ``>iiqqq`` batches (first/last sequence,
-first/last offset, max timestamp). Unlike Kafka we keep all five batches, so duplicates are
-still recognised after a reload.
+everything after it), then ``>i`` producer count and per producer ``>qhqbq`` (id, epoch, last
+timestamp, batch count, first offset of the ongoing transaction or -1; version 1 has no
+transaction field) followed by that many ``>iiqqq`` batches (first/last sequence, first/last
+offset, max timestamp). Unlike Kafka we keep all five batches, so duplicates are still
+recognised after a reload.
 
 Not thread-safe: mutate it from one thread; ``snapshot_bytes`` then ``write_snapshot_file`` lets
 the blocking write (fsync) run in a worker thread.
@@ -38,11 +43,23 @@ NUM_BATCHES_TO_RETAIN = 5  # Kafka keeps five: the producer's max.in.flight.requ
 INT32_MAX = 2**31 - 1
 
 SNAPSHOT_SUFFIX: Final = ".snapshot"
-SNAPSHOT_VERSION: Final = 1
+SNAPSHOT_VERSION: Final = 2
 _HEADER = struct.Struct(">hI")
 _COUNT = struct.Struct(">i")
-_PRODUCER = struct.Struct(">qhqb")
+_PRODUCERS = {1: struct.Struct(">qhqb"), 2: struct.Struct(">qhqbq")}
 _BATCH = struct.Struct(">iiqqq")
+
+
+@dataclass(frozen=True)
+class ActiveProducer:
+    """One producer as DescribeProducers reports it."""
+
+    producer_id: int
+    epoch: int
+    last_sequence: int
+    last_timestamp: int
+    coordinator_epoch: int
+    txn_start_offset: int
 
 
 class OutOfOrderSequenceError(Exception):
@@ -72,6 +89,8 @@ class ProducerEntry:
     batches: deque[BatchMeta] = field(default_factory=lambda: deque(maxlen=NUM_BATCHES_TO_RETAIN))
     #: Max timestamp of the producer's last batch: what producer.id.expiration.ms is measured from.
     last_timestamp: int = -1
+    #: Offset of the first batch of the producer's ongoing transaction; -1 when none is open.
+    txn_first_offset: int = -1
 
     @property
     def last_seq(self) -> int:
@@ -132,6 +151,8 @@ def delete_snapshots_before(directory: Path, offset: int) -> list[Path]:
 class ProducerStateManager:
     def __init__(self) -> None:
         self._producers: dict[int, ProducerEntry] = {}
+        #: Producer id -> first offset of its open transaction (what bounds the LSO).
+        self._ongoing: dict[int, int] = {}
 
     # ------------------------------------------------------------------ validation
 
@@ -192,17 +213,59 @@ class ProducerStateManager:
         entry.batches.append(BatchMeta(h.base_sequence, _last_seq(h), first_offset,
                                        first_offset + h.last_offset_delta, h.max_timestamp))
         entry.last_timestamp = max(entry.last_timestamp, h.max_timestamp)
+        if h.is_transactional and entry.txn_first_offset < 0:
+            entry.txn_first_offset = first_offset
+            self._ongoing[h.producer_id] = first_offset
+
+    # ------------------------------------------------------------------ transactions
+
+    def check_marker(self, producer_id: int, epoch: int) -> None:
+        """A COMMIT/ABORT marker from the coordinator: refused if its epoch is older than the
+        producer's (the coordinator was fenced), as Kafka's appendEndTxnMarker."""
+        entry = self._producers.get(producer_id)
+        if entry is not None and epoch < entry.epoch:
+            raise InvalidProducerEpochError(
+                f"transaction marker of producer {producer_id} has epoch {epoch}, older than {entry.epoch}")
+
+    def complete_txn(self, producer_id: int, epoch: int, last_timestamp: int = -1) -> int | None:
+        """A marker was appended: the producer's transaction ends. Returns the offset of its first
+        batch (None: it had written nothing here). A marker's newer epoch becomes the producer's."""
+        entry = self._producers.get(producer_id)
+        if entry is None:
+            entry = self._producers[producer_id] = ProducerEntry(epoch)
+        elif epoch > entry.epoch:
+            entry.epoch = epoch
+            entry.batches.clear()
+        entry.last_timestamp = max(entry.last_timestamp, last_timestamp)
+        first, entry.txn_first_offset = entry.txn_first_offset, -1
+        self._ongoing.pop(producer_id, None)
+        return first if first >= 0 else None
+
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the oldest open transaction; None when none is open."""
+        return min(self._ongoing.values()) if self._ongoing else None
+
+    def active(self) -> list[ActiveProducer]:
+        return [ActiveProducer(pid, e.epoch, e.last_seq, e.last_timestamp, -1, e.txn_first_offset)
+                for pid, e in sorted(self._producers.items())]
+
+    def ongoing_transactions(self) -> dict[int, int]:
+        """Producer id -> first offset of its open transaction."""
+        return dict(self._ongoing)
 
     def rebuild(self, headers: Iterable[BatchHeader]) -> None:
         """Replay stored batch headers (offsets already assigned), as on broker start."""
         for h in headers:
-            if _is_idempotent(h) and not h.is_control:
+            if h.is_control and h.producer_id != NO_PRODUCER_ID:
+                self.complete_txn(h.producer_id, h.producer_epoch, h.max_timestamp)
+            elif _is_idempotent(h):
                 self.record(h, h.base_offset)
 
     def expire(self, now_ms: int, expiration_ms: int) -> list[int]:
         """Forget producers idle for ``producer.id.expiration.ms`` (measured, as in Kafka, from
         their last batch's max timestamp); returns their ids."""
-        expired = [pid for pid, e in self._producers.items() if now_ms - e.last_timestamp >= expiration_ms]
+        expired = [pid for pid, e in self._producers.items()
+                   if e.txn_first_offset < 0 and now_ms - e.last_timestamp >= expiration_ms]
         for pid in expired:
             del self._producers[pid]
         return expired
@@ -212,7 +275,8 @@ class ProducerStateManager:
     def snapshot_bytes(self) -> bytes:
         body = [_COUNT.pack(len(self._producers))]
         for pid, e in sorted(self._producers.items()):
-            body.append(_PRODUCER.pack(pid, e.epoch, e.last_timestamp, len(e.batches)))
+            body.append(_PRODUCERS[SNAPSHOT_VERSION].pack(pid, e.epoch, e.last_timestamp, len(e.batches),
+                                                          e.txn_first_offset))
             body.extend(_BATCH.pack(b.first_seq, b.last_seq, b.first_offset, b.last_offset, b.timestamp)
                         for b in e.batches)
         data = b"".join(body)
@@ -236,8 +300,10 @@ class ProducerStateManager:
                 log.warning("ignoring producer snapshot %s: %s; falling back to an older one", path, exc)
                 continue
             self._producers = producers
+            self._ongoing = {pid: e.txn_first_offset for pid, e in producers.items() if e.txn_first_offset >= 0}
             return offset
         self._producers = {}
+        self._ongoing = {}
         return None
 
     def delete_snapshots_before(self, directory: Path, offset: int) -> list[Path]:
@@ -254,7 +320,8 @@ def _parse_snapshot(data: bytes) -> dict[int, ProducerEntry]:
     if len(data) < _HEADER.size + _COUNT.size:
         raise CorruptSnapshotError(f"too short ({len(data)} bytes)")
     version, crc = _HEADER.unpack_from(data)
-    if version != SNAPSHOT_VERSION:
+    layout = _PRODUCERS.get(version)
+    if layout is None:
         raise CorruptSnapshotError(f"unknown version {version}")
     body = memoryview(data)[_HEADER.size:]
     if crc32c.crc32c(body) != crc:
@@ -263,11 +330,11 @@ def _parse_snapshot(data: bytes) -> dict[int, ProducerEntry]:
         (count,), pos = _COUNT.unpack_from(body), _COUNT.size
         producers: dict[int, ProducerEntry] = {}
         for _ in range(count):
-            pid, epoch, last_ts, n = _PRODUCER.unpack_from(body, pos)
-            pos += _PRODUCER.size
+            pid, epoch, last_ts, n, *txn = layout.unpack_from(body, pos)
+            pos += layout.size
             if not 0 <= n <= NUM_BATCHES_TO_RETAIN:
                 raise CorruptSnapshotError(f"producer {pid} has {n} batches")
-            entry = ProducerEntry(epoch, last_timestamp=last_ts)
+            entry = ProducerEntry(epoch, last_timestamp=last_ts, txn_first_offset=txn[0] if txn else -1)
             for _ in range(n):
                 entry.batches.append(BatchMeta(*_BATCH.unpack_from(body, pos)))
                 pos += _BATCH.size

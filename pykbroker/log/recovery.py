@@ -31,7 +31,7 @@ from pykbroker.log.segment import INDEX_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
 
 log = logging.getLogger(__name__)
 
-_SEGMENT_NAME = re.compile(r"^(\d{20})\.(log|index|timeindex)$")
+_SEGMENT_NAME = re.compile(r"^(\d{20})\.(log|index|timeindex|txnindex)$")
 _STRAY_SUFFIXES = (".deleted", ".cleaned", ".swap", ".tmp")
 
 
@@ -135,6 +135,7 @@ def load_log(directory: Path, config: LogConfig) -> LoadedLog:
 
     lso = max(checkpoint_lso or 0, segments[0].base_offset)
     leo = segments[-1].read_next_offset()
+    segments[-1].txn_index.truncate_to(leo)  # no aborted transaction past a cut tail
     lso = min(lso, leo)
     return LoadedLog(segments, lso, min(recovery_point, leo), clean, truncated, rebuilt, checkpoint_lso)
 

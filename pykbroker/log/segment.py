@@ -20,6 +20,7 @@ from typing import Final
 from pykbroker.log.config import INT_MAX, LogConfig
 from pykbroker.log.errors import KafkaStorageError
 from pykbroker.log.index import IndexCorruptError, OffsetIndex, TimeIndex
+from pykbroker.log.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
 from pykbroker.protocol.records import (
     _HEADER,
     BATCH_HEADER_SIZE,
@@ -69,6 +70,7 @@ class LogSegment:
         self.time_index = TimeIndex(
             segment_file(directory, base_offset, TIME_INDEX_SUFFIX), base_offset, config.segment_index_bytes
         )
+        self.txn_index = TransactionIndex(segment_file(directory, base_offset, TXN_INDEX_SUFFIX))
         self.max_timestamp = NO_TIMESTAMP
         self.offset_of_max_timestamp = -1
         #: Offset after the last batch; None while unknown (not scanned).
@@ -85,7 +87,7 @@ class LogSegment:
     @classmethod
     def create(cls, directory: Path, base_offset: int, config: LogConfig) -> LogSegment:
         """A new, empty segment (any stale files with that base offset are discarded)."""
-        for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+        for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
             segment_file(directory, base_offset, suffix).unlink(missing_ok=True)
         return cls(directory, base_offset, config)
 
@@ -429,6 +431,7 @@ class LogSegment:
         os.ftruncate(self._fd, position)
         self.size = position
         self._dirty = True
+        self.txn_index.truncate_to(self._offset_at(position))
         # Indexes and max timestamp are cheap to rebuild from headers; truncation is rare.
         self.offset_index.reset()
         self.time_index.reset()
@@ -443,6 +446,13 @@ class LogSegment:
         if not position:
             self.created_ms = now_ms()
         return removed
+
+    def _offset_at(self, position: int) -> int:
+        """The first offset of the batch at ``position`` (or after the last one that ends there)."""
+        last = self.base_offset - 1
+        for _, h in self.iter_headers(0, position):
+            last = h.last_offset
+        return last + 1
 
     def read_next_offset(self) -> int:
         """Offset after the last batch (scans from the last index entry if not known)."""
@@ -461,11 +471,12 @@ class LogSegment:
                 os.fsync(self._fd)
             self.offset_index.flush()
             self.time_index.flush()
+            self.txn_index.flush()
         self._dirty = False
 
     def close(self) -> None:
         self.on_become_inactive()
-        for closer in (self.offset_index.close, self.time_index.close):
+        for closer in (self.offset_index.close, self.time_index.close, self.txn_index.close):
             closer()
         if self._fd >= 0:
             os.close(self._fd)
@@ -475,13 +486,14 @@ class LogSegment:
         """Close file descriptors without touching the files (used before deletion)."""
         self.offset_index.close()
         self.time_index.close()
+        self.txn_index.close()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
 
     def delete(self) -> None:
         self.close_handles()
-        for path in (self.log_path, self.offset_index.path, self.time_index.path):
+        for path in (self.log_path, self.offset_index.path, self.time_index.path, self.txn_index.path):
             path.unlink(missing_ok=True)
 
     def __repr__(self) -> str:

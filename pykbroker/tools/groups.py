@@ -8,6 +8,7 @@ import struct
 from ..protocol.messages import codec
 from ..protocol.primitives import DecodeError, Msg
 from .client import LATEST, Client, ToolError
+from .table import dash, print_table
 
 DESCRIBE_COLUMNS = ("GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG",
                     "CONSUMER-ID", "HOST", "CLIENT-ID")
@@ -17,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     with Client(args.bootstrap, args.timeout_ms / 1000) as client:
         if args.action == "list":
             rows = [(g.group_id, g.group_state, g.protocol_type) for g in client.list_groups()]
-            _table(("GROUP", "STATE", "PROTOCOL-TYPE"), sorted(rows))
+            print_table(("GROUP", "STATE", "PROTOCOL-TYPE"), sorted(rows))
             return 0
         return _describe(client, args.group)
 
@@ -46,9 +47,9 @@ def _describe(client: Client, group_id: str) -> int:
         end = ends.get(key)
         lag = end - current if end is not None and current >= 0 else None
         m = owners.get(key)
-        rows.append((group_id, key[0], str(key[1]), _dash(current if current >= 0 else None), _dash(end), _dash(lag),
+        rows.append((group_id, key[0], str(key[1]), dash(current if current >= 0 else None), dash(end), dash(lag),
                      m.member_id if m else "-", m.client_host if m else "-", m.client_id if m else "-"))
-    _table(DESCRIBE_COLUMNS, rows)
+    print_table(DESCRIBE_COLUMNS, rows)
     return 0
 
 
@@ -64,11 +65,3 @@ def assigned_partitions(assignment: bytes) -> list[tuple[str, int]]:
     return [(t.topic, p) for t in a.assigned_partitions for p in t.partitions]
 
 
-def _dash(value: int | None) -> str:
-    return "-" if value is None else str(value)
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())

@@ -248,6 +248,7 @@ def test_port_in_use_is_a_clear_error(kafka_broker: RunningBroker, tmp_path: Pat
 @pytest.mark.parametrize("command", [
     [], ["serve"], ["topics"], ["topics", "list"], ["topics", "create"], ["topics", "delete"],
     ["topics", "describe"], ["produce"], ["consume"], ["groups"], ["groups", "list"], ["groups", "describe"],
+    ["transactions"], ["transactions", "list"], ["transactions", "describe"],
 ])
 def test_every_command_has_help(command: list[str]) -> None:
     r = cli(*command, "--help", timeout=30)

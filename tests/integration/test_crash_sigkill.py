@@ -11,16 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import random
-import select
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from child_broker import ChildBroker
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -33,50 +29,6 @@ KILL_DELAY_S = (0, 0.05)  # ...and this much later (uniform): while the producer
 
 QUIET = logging.getLogger("crash-test.rdkafka")  # librdkafka's "connection refused" at every kill: noise here
 QUIET.setLevel(logging.CRITICAL)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ChildBroker:
-    """`python -m pykbroker serve` on a fixed port, as a user starts it; SIGKILLed and started again."""
-
-    def __init__(self, data_dir: Path, settings: list[str]) -> None:
-        self.data_dir, self.settings = data_dir, settings
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.stderr = (data_dir.parent / "broker-stderr.log").open("ab")
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self, timeout_s: float = 20) -> None:
-        command = [sys.executable, "-m", "pykbroker", "serve", "--listen", self.bootstrap,
-                   "--data-dir", str(self.data_dir), "--log-level", "WARNING"]
-        for item in self.settings:
-            command += ["--set", item]
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.stderr)
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
-        line = self.proc.stdout.readline() if ready else b""
-        if b"pykbroker ready" not in line:
-            self.kill()
-            raise RuntimeError(f"broker did not start within {timeout_s} s: {line!r}; "
-                               f"see {self.stderr.name}")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait(10)
-
-    def close(self) -> None:
-        self.kill()
-        self.stderr.close()
 
 
 def read_log(bootstrap: str, end: int) -> dict[int, bytes]:

@@ -100,3 +100,22 @@ def test_metrics_are_off_by_default(kafka_broker: RunningBroker, tmp_path: Path)
 def test_bad_metrics_address_is_a_startup_error(tmp_path: Path) -> None:
     r = cli("serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path), "--metrics", "127.0.0.1:http", timeout=30)
     assert r.returncode == 2 and b"--metrics" in r.stderr
+
+
+def test_open_transactions_and_last_stable_offset_lag(server) -> None:
+    from test_transactions import create, producer
+
+    b = server.bootstrap
+    create(b, "txn-metered")
+    p = producer(b, "txn-metered")
+    p.begin_transaction()
+    for i in range(4):
+        p.produce("txn-metered", b"%d" % i, partition=0)
+    p.flush(10)
+    during = scrape(server.metrics_url)
+    assert value(during, "pykbroker_open_transactions") == 1
+    assert value(during, "pykbroker_last_stable_offset_lag", topic="txn-metered", partition="0") == 4
+    p.commit_transaction(10)
+    after = scrape(server.metrics_url)
+    assert value(after, "pykbroker_open_transactions") == 0
+    assert value(after, "pykbroker_last_stable_offset_lag", topic="txn-metered", partition="0") == 0

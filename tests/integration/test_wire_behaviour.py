@@ -8,6 +8,7 @@ import time
 import pytest
 
 from pykbroker.protocol.errors import ErrorCode
+from pykbroker.protocol.primitives import ZERO_UUID
 from pykbroker.protocol.records import Record, build_batch
 from pykbroker.testing import RunningBroker, running_broker
 from pykbroker.wire_client import WireClient
@@ -239,3 +240,59 @@ def test_idle_producer_state_expires_after_producer_id_expiration_ms() -> None:
             assert send(old) == 2  # forgotten: the same batch is a new write
         finally:
             c.close()
+
+
+DESCRIBE_TOPIC_PARTITIONS = 75
+TOPIC_OPERATIONS = 3576  # READ WRITE CREATE DELETE ALTER DESCRIBE DESCRIBE_CONFIGS ALTER_CONFIGS, no authorizer
+
+
+def describe_partitions(client: WireClient, topics: list[str], limit: int, cursor: tuple[str, int] | None = None):
+    return client.request(DESCRIBE_TOPIC_PARTITIONS, 0, {
+        "topics": [{"name": t} for t in topics], "response_partition_limit": limit,
+        "cursor": None if cursor is None else {"topic_name": cursor[0], "partition_index": cursor[1]}})
+
+
+def test_describe_topic_partitions_pages_with_a_cursor(client: WireClient) -> None:
+    create_topic(client, "dtp-b", partitions=3)
+    create_topic(client, "dtp-a", partitions=2)
+    pages, cursor = [], None
+    while True:
+        r = describe_partitions(client, ["dtp-b", "dtp-a"], 2, cursor)
+        pages.append([(t.name, [p.partition_index for p in t.partitions]) for t in r.topics])
+        assert all(t.error_code == 0 and t.topic_authorized_operations == TOPIC_OPERATIONS for t in r.topics)
+        if r.next_cursor is None:
+            break
+        cursor = (r.next_cursor.topic_name, r.next_cursor.partition_index)
+    # name order; a page ends where the limit cuts, the next starts at the cursor
+    assert pages == [[("dtp-a", [0, 1])], [("dtp-b", [0, 1])], [("dtp-b", [2])]]
+    p = describe_partitions(client, ["dtp-a"], 10).topics[0].partitions[0]
+    assert (p.leader_id, p.leader_epoch, list(p.replica_nodes), list(p.isr_nodes)) == (1, 0, [1], [1])
+    assert list(p.eligible_leader_replicas) == [] and list(p.offline_replicas) == []
+
+
+def test_describe_topic_partitions_errors(client: WireClient) -> None:
+    r = describe_partitions(client, ["dtp-missing", "bad/name"], 10)
+    assert {t.name: t.error_code for t in r.topics} == {
+        "dtp-missing": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "bad/name": ErrorCode.INVALID_TOPIC_EXCEPTION}
+    assert r.next_cursor is None
+    # the cursor's topic must be one of those asked for (Kafka: INVALID_REQUEST for every topic)
+    r = describe_partitions(client, ["dtp-missing"], 10, ("dtp-zzz", 0))
+    assert [t.error_code for t in r.topics] == [ErrorCode.INVALID_REQUEST]
+    # an empty list asks for every topic, unknown ones never reported, and no auto-creation happened
+    every = [t.name for t in describe_partitions(client, [], 2000).topics]
+    assert every == sorted(every) and "dtp-missing" not in every and "__consumer_offsets" in every
+
+
+def test_metadata_reports_authorized_operations_only_when_asked(client: WireClient) -> None:
+    create_topic(client, "ops")
+
+    def ask(include: bool) -> object:
+        return client.request(METADATA, 10, {"topics": [{"name": "ops", "topic_id": ZERO_UUID}],
+                                             "allow_auto_topic_creation": False,
+                                             "include_cluster_authorized_operations": include,
+                                             "include_topic_authorized_operations": include})
+
+    asked, not_asked = ask(True), ask(False)
+    assert asked.topics[0].topic_authorized_operations == TOPIC_OPERATIONS
+    assert asked.cluster_authorized_operations == sum(1 << c for c in (5, 9, 10, 11, 12, 7, 8))
+    assert not_asked.topics[0].topic_authorized_operations == not_asked.cluster_authorized_operations == -2**31

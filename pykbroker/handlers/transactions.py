@@ -1,0 +1,163 @@
+"""Transactions: AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, and the operator
+APIs DescribeTransactions, ListTransactions, DescribeProducers.
+
+The transaction coordinator and the group coordinator answer with plain values; this module only
+translates requests into their calls and their answers into responses, as KafkaApis does.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..coordinator.offsets_schema import CommittedOffset
+from ..coordinator.transaction_log import TxnState
+from ..protocol.errors import ErrorCode
+from ..protocol.primitives import Msg
+from .offsets import OFFSET_METADATA_MAX_BYTES
+from .registry import RequestContext, handles
+
+if TYPE_CHECKING:
+    from ..broker import Broker
+
+OFFSETS_TOPIC = "__consumer_offsets"
+STATE_NAMES = {s.display for s in TxnState}
+
+
+def _partition_results(broker: "Broker", topics: list[Msg], code: ErrorCode) -> list[dict[str, Any]]:
+    """Per-partition codes as Kafka gives them: unknown partitions UNKNOWN_TOPIC_OR_PARTITION, the
+    others OPERATION_NOT_ATTEMPTED when any is unknown, else the coordinator's `code`."""
+    unknown = {(t.name, p) for t in topics for p in t.partitions if broker.partition(t.name, p) is None}
+    return [{"name": t.name, "results_by_partition": [
+        {"partition_index": p, "partition_error_code":
+            ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if (t.name, p) in unknown
+            else ErrorCode.OPERATION_NOT_ATTEMPTED if unknown else code}
+        for p in t.partitions]} for t in topics]
+
+
+def _has_unknown(broker: "Broker", topics: list[Msg]) -> bool:
+    return any(broker.partition(t.name, p) is None for t in topics for p in t.partitions)
+
+
+@handles("ADD_PARTITIONS_TO_TXN", 0, 5)
+async def add_partitions_to_txn(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    await broker.transaction_state_ready()
+    if ctx.api_version < 4:
+        topics = req.v3_and_below_topics
+        code = ErrorCode.NONE
+        if not _has_unknown(broker, topics):
+            code = broker.txns.add_partitions(req.v3_and_below_transactional_id, req.v3_and_below_producer_id,
+                                              req.v3_and_below_producer_epoch, _pairs(topics))
+        return Msg(throttle_time_ms=0, results_by_topic_v3_and_below=_partition_results(broker, topics, code))
+    results = []
+    for txn in req.transactions:
+        if txn.verify_only:
+            code, verified = broker.txns.verify_partitions(txn.transactional_id, txn.producer_id,
+                                                           txn.producer_epoch, _pairs(txn.topics))
+            topic_results = [{"name": t.name, "results_by_partition": [
+                {"partition_index": p, "partition_error_code": code or verified[(t.name, p)]}
+                for p in t.partitions]} for t in txn.topics]
+        else:
+            code = ErrorCode.NONE
+            if not _has_unknown(broker, txn.topics):
+                code = broker.txns.add_partitions(txn.transactional_id, txn.producer_id, txn.producer_epoch,
+                                                  _pairs(txn.topics))
+            topic_results = _partition_results(broker, txn.topics, code)
+        results.append({"transactional_id": txn.transactional_id, "topic_results": topic_results})
+    return Msg(throttle_time_ms=0, error_code=0, results_by_transaction=results)
+
+
+def _pairs(topics: list[Msg]) -> list[tuple[str, int]]:
+    return [(t.name, p) for t in topics for p in t.partitions]
+
+
+@handles("ADD_OFFSETS_TO_TXN", 0, 4)
+async def add_offsets_to_txn(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    """The group's __consumer_offsets partition joins the transaction (TxnOffsetCommit follows)."""
+    await broker.transaction_state_ready()
+    offsets_partition = (OFFSETS_TOPIC, broker.groups.partition_for(req.group_id))
+    code = broker.txns.add_partitions(req.transactional_id, req.producer_id, req.producer_epoch, [offsets_partition])
+    return Msg(throttle_time_ms=0, error_code=code)
+
+
+@handles("END_TXN", 0, 4)
+async def end_txn(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    await broker.transaction_state_ready()
+    code = broker.txns.end_txn(req.transactional_id, req.producer_id, req.producer_epoch, req.committed)
+    return Msg(throttle_time_ms=0, error_code=code)
+
+
+@handles("TXN_OFFSET_COMMIT", 0, 4)
+async def txn_offset_commit(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    """Offsets written now as part of the producer's transaction; the group sees them on commit."""
+    offsets_partition = (OFFSETS_TOPIC, broker.groups.partition_for(req.group_id))
+    code, verified = broker.txns.verify_partitions(req.transactional_id, req.producer_id, req.producer_epoch,
+                                                   [offsets_partition])
+    code = code or verified.get(offsets_partition, ErrorCode.NONE)
+    now = int(time.time() * 1000)
+    accepted: dict[tuple[str, int], CommittedOffset] = {}
+    codes: dict[tuple[str, int], ErrorCode] = {}
+    for t in req.topics:
+        for p in t.partitions:
+            key = (t.name, p.partition_index)
+            metadata = p.committed_metadata or ""
+            if broker.partition(t.name, p.partition_index) is None:
+                codes[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            elif len(metadata.encode()) > OFFSET_METADATA_MAX_BYTES:
+                codes[key] = ErrorCode.OFFSET_METADATA_TOO_LARGE
+            else:
+                accepted[key] = CommittedOffset(p.committed_offset, p.get("committed_leader_epoch", -1), metadata, now)
+    if not code:
+        code = broker.groups.txn_commit(req.group_id, req.producer_id, req.producer_epoch, req.get("member_id", ""),
+                                        req.get("group_instance_id"), req.get("generation_id", -1), accepted)
+    codes.update({key: code for key in accepted})
+    return Msg(throttle_time_ms=0, topics=[
+        {"name": t.name, "partitions": [{"partition_index": p.partition_index,
+                                         "error_code": codes[(t.name, p.partition_index)]} for p in t.partitions]}
+        for t in req.topics])
+
+
+@handles("DESCRIBE_TRANSACTIONS", 0, 0)
+async def describe_transactions(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    states = []
+    for txn_id in req.transactional_ids:
+        d = broker.txns.describe(txn_id)
+        topics: dict[str, list[int]] = {}
+        for topic, partition in d.partitions:
+            topics.setdefault(topic, []).append(partition)
+        states.append({"error_code": d.error, "transactional_id": txn_id, "transaction_state": d.state,
+                       "transaction_timeout_ms": d.timeout_ms, "transaction_start_time_ms": d.start_ms,
+                       "producer_id": d.producer_id, "producer_epoch": d.producer_epoch,
+                       "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()]})
+    return Msg(throttle_time_ms=0, transaction_states=states)
+
+
+@handles("LIST_TRANSACTIONS", 0, 1)
+async def list_transactions(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    unknown = [s for s in req.state_filters if s not in STATE_NAMES]
+    listed = broker.txns.list([s for s in req.state_filters if s in STATE_NAMES], req.producer_id_filters,
+                              req.get("duration_filter", -1))
+    if unknown and len(unknown) == len(req.state_filters):
+        listed = []  # only unknown states asked for: nothing matches (Kafka)
+    return Msg(throttle_time_ms=0, error_code=0, unknown_state_filters=unknown, transaction_states=[
+        {"transactional_id": d.transactional_id, "producer_id": d.producer_id, "transaction_state": d.state}
+        for d in listed])
+
+
+@handles("DESCRIBE_PRODUCERS", 0, 0)
+async def describe_producers(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    topics = []
+    for t in req.topics:
+        parts = []
+        for index in t.partition_indexes:
+            partition = broker.partition(t.name, index)
+            if partition is None:
+                parts.append({"partition_index": index, "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                              "error_message": None, "active_producers": []})
+                continue
+            parts.append({"partition_index": index, "error_code": 0, "error_message": None, "active_producers": [
+                {"producer_id": p.producer_id, "producer_epoch": p.epoch, "last_sequence": p.last_sequence,
+                 "last_timestamp": p.last_timestamp, "coordinator_epoch": p.coordinator_epoch,
+                 "current_txn_start_offset": p.txn_start_offset} for p in partition.active_producers()]})
+        topics.append({"name": t.name, "partitions": parts})
+    return Msg(throttle_time_ms=0, topics=topics)
