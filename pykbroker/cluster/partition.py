@@ -163,7 +163,7 @@ class Partition:
                                       coordinator_epoch=coordinator_epoch)
         offset = self.log.log_end_offset
         try:
-            self.log.append(marker, strict=False)
+            self.log.append(marker, strict=False, leader_epoch=self.leader_epoch)
         except OSError as e:
             raise KafkaStorageError(f"append to {self.log.directory} failed: {e}") from e
         first = self.producers.complete_txn(producer_id, producer_epoch)
@@ -186,8 +186,8 @@ class Partition:
         return self.producers.check_batches(headers)
 
     def _append(self, records: Any, headers: list[BatchHeader], *, strict: bool) -> AppendInfo:
-        try:
-            info = self.log.append(records, strict=strict)
+        try:  # as Kafka's leader append: every batch carries the epoch it was written in (KIP-101/320)
+            info = self.log.append(records, strict=strict, leader_epoch=self.leader_epoch)
         except OSError as e:  # e.g. creating the next segment's files on a full disk
             raise KafkaStorageError(f"append to {self.log.directory} failed: {e}") from e
         offset = info.first_offset

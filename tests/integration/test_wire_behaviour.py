@@ -9,7 +9,7 @@ import pytest
 
 from pykbroker.protocol.errors import ErrorCode
 from pykbroker.protocol.primitives import ZERO_UUID
-from pykbroker.protocol.records import Record, build_batch
+from pykbroker.protocol.records import Record, build_batch, parse_batch_header
 from pykbroker.testing import RunningBroker, running_broker
 from pykbroker.wire_client import WireClient
 
@@ -118,7 +118,7 @@ def test_bad_batches_get_kafka_error_codes_and_nothing_stored_is_lost(client: Wi
                                          "isolation_level": 0, "topics": [{"topic": "bad", "partitions": [
                                              {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]})
     part = fetched.responses[0].partitions[0]
-    assert part.high_watermark == 4 and bytes(part.records) == batch(4)
+    assert part.high_watermark == 4 and bytes(part.records) == batch(4, partition_leader_epoch=0)
 
 
 def test_invalid_topic_name_in_metadata(client: WireClient) -> None:
@@ -136,7 +136,9 @@ def test_fetch_out_of_range_and_in_the_middle_of_a_batch(client: WireClient) -> 
                                               {"topic": "mid", "partitions": [{"partition": 0, "fetch_offset": offset,
                                                                                "partition_max_bytes": 1 << 20}]}],
                                           "forgotten_topics_data": [], "rack_id": ""}).responses[0].partitions[0]
-    assert bytes(fetch(6).records) == batch(10)  # the whole batch that holds offset 6
+    # the whole batch that holds offset 6, as sent but for the leader epoch (0) the leader stamps on it
+    assert bytes(fetch(6).records) == batch(10, partition_leader_epoch=0)
+    assert parse_batch_header(batch(10)).partition_leader_epoch == -1  # what clients send
     assert fetch(10).error_code == 0 and bytes(fetch(10).records) == b""
     assert fetch(11).error_code == ErrorCode.OFFSET_OUT_OF_RANGE
 
