@@ -25,6 +25,7 @@ from .coordinator.transaction_coordinator import TransactionCoordinator, TxnLimi
 from .log.producer_state import InvalidProducerEpochError
 from .handlers import HANDLERS, RequestContext
 from .cluster.partition import Partition
+from .cluster.fetch_sessions import FetchSessionCache
 from .cluster.partition_manager import PartitionManager
 from .log.checkpoint import write_atomic, write_int
 from .log.errors import KafkaStorageError, StartupError, TopicExistsError, UnreadableMetadataError
@@ -75,6 +76,7 @@ class Broker:
         self._producer_id_lock = trio.Lock()
         self.logs = LogManager.open(self.data_dir, config.log_config)
         self.partitions = PartitionManager(self.logs, self.node_id)
+        self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots)
         #: Serialises topic metadata changes, whose disk part runs in a worker thread.
         self._topic_lock = trio.Lock()
         # Directories renamed *-delete, removed in a worker thread by _remove_deleted_dirs.
@@ -318,6 +320,10 @@ class Broker:
             self.logs.forget_topic(name)
             self._doomed_send.send_nowait(doomed)
             log.info("deleted topic %s", name)
+            if name == TXN_STATE_TOPIC:
+                log.warning("the internal topic %s was deleted: every transaction's state is gone", name)
+                for partition_index in range(info.partitions):
+                    self.txns.unload(partition_index)  # created again on the next transactional request
             if name == OFFSETS_TOPIC:
                 log.warning("the internal topic %s was deleted: every group's committed offsets are gone", name)
                 self.groups.offsets = type(self.groups.offsets)()

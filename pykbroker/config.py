@@ -64,6 +64,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("auto.create.topics.enable", _bool, True, "Create a topic on first Metadata/Produce request that names it."),
     Setting("delete.topic.enable", _bool, True, "Allow DeleteTopics."),
     Setting("socket.request.max.bytes", _int, 104857600, "Largest request frame accepted; checked before reading the body.", 1),
+    Setting("max.incremental.fetch.session.cache.slots", _int, 1000, "Fetch sessions (KIP-227) kept at once; "
+            "0 turns incremental fetches off.", 0),
     Setting("max.request.partition.size.limit", _int, 2000, "Most partitions one DescribeTopicPartitions "
             "response lists (the rest by its cursor).", 1),
     Setting("log.retention.check.interval.ms", _int, 300000, "How often retention runs.", 1),

@@ -132,7 +132,11 @@ class BrokerStateCollector(Collector):
             lso_lag.add_metric([topic, str(partition)], lag)
         open_txns = GaugeMetricFamily("pykbroker_open_transactions", "Transactions begun and not yet completed.")
         open_txns.add_metric([], snap["open_transactions"])
-        return [topics, partitions, end, start, size, groups, lso_lag, open_txns]
+        sessions = GaugeMetricFamily("pykbroker_fetch_sessions", "Fetch sessions (KIP-227) in the cache.")
+        sessions.add_metric([], snap["fetch_sessions"])
+        incremental = GaugeMetricFamily("pykbroker_incremental_fetches", "Incremental fetches served since start.")
+        incremental.add_metric([], snap["incremental_fetches"])
+        return [topics, partitions, end, start, size, groups, lso_lag, open_txns, sessions, incremental]
 
     def _snapshot(self) -> dict[str, Any]:
         read: Callable[[], dict[str, Any]] = self._read
@@ -147,7 +151,8 @@ class BrokerStateCollector(Collector):
         logs.sort(key=lambda t: (t[0], t[1]))
         lso_lag = sorted((p.topic, p.index, p.high_watermark - p.last_stable_offset) for p in b.partitions)
         return {"topics": len(b.logs.topics), "logs": logs, "groups": len(b.groups.group_ids()),
-                "lso_lag": lso_lag, "open_transactions": b.txns.open_transactions()}
+                "lso_lag": lso_lag, "open_transactions": b.txns.open_transactions(),
+                "fetch_sessions": len(b.fetch_sessions), "incremental_fetches": b.fetch_sessions.incremental_fetches}
 
 
 def parse_address(text: str) -> tuple[str, int]:

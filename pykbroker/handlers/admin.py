@@ -28,7 +28,8 @@ TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
-@handles("DESCRIBE_CLUSTER", 0, 1)
+# v2 (KIP-1073) adds include_fenced_brokers and brokers[].is_fenced: this broker is never fenced.
+@handles("DESCRIBE_CLUSTER", 0, 2)
 async def describe_cluster(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     host, port = broker.advertised
     if req.get("endpoint_type", 1) != 1:

@@ -29,7 +29,12 @@ def _partitions(described: list[DescribedPartitions]) -> dict:
                                  for d in described]}
 
 
-@handles("CONSUMER_GROUP_DESCRIBE", 0, 0)
+#: KIP-1099 member_type: every member here joined with ConsumerGroupHeartbeat.
+CONSUMER_MEMBER = 1
+
+
+# v1 (KIP-1099) only adds members[].member_type to the response.
+@handles("CONSUMER_GROUP_DESCRIBE", 0, 1)
 async def consumer_group_describe(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     groups = []
     for group_id in req.group_ids:
@@ -40,7 +45,8 @@ async def consumer_group_describe(broker: "Broker", ctx: RequestContext, req: Ms
             "members": [{"member_id": m.member_id, "instance_id": m.instance_id, "rack_id": m.rack_id,
                          "member_epoch": m.member_epoch, "client_id": m.client_id, "client_host": m.client_host,
                          "subscribed_topic_names": m.subscribed, "subscribed_topic_regex": None,
-                         "assignment": _partitions(m.assignment), "target_assignment": _partitions(m.target)}
+                         "assignment": _partitions(m.assignment), "target_assignment": _partitions(m.target),
+                         "member_type": CONSUMER_MEMBER}
                         for m in d.members],
             "authorized_operations": authorized_operations("group", req.include_authorized_operations)})
     return Msg(throttle_time_ms=0, groups=groups)

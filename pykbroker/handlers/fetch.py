@@ -1,18 +1,20 @@
 """Fetch: whole batches read straight from the segments, with min_bytes/max_wait long-polling.
 
 A fetch that cannot fill min_bytes waits until data is appended to one of its partitions (it is
-woken at once, not polled) or max_wait_ms passes. Fetch v0-3 get the batches down-converted to the message format of their version.
-Fetch sessions (KIP-227) are not kept: the
-response's session_id 0 tells clients to send full fetch requests, as Kafka does when its session
-cache is full.
+woken at once, not polled) or max_wait_ms passes. Fetch v0-3 get the batches down-converted to the
+message format of their version. Fetch v7+ may use a fetch session (KIP-227, cluster/fetch_sessions):
+an incremental request names only the partitions whose position changed, and its response only the
+partitions with something new.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..cluster.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, NO_SESSION, CachedPartition, FetchSession
 from ..log.errors import OffsetOutOfRangeError
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import ZERO_UUID, Msg
@@ -23,14 +25,18 @@ if TYPE_CHECKING:
     from ..broker import Broker
     from ..cluster.partition import Partition
 
-@handles("FETCH", 0, 17)
+# v18 (KIP-1166) adds a tagged high_watermark that only followers send; consumers never do.
+@handles("FETCH", 0, 18)
 async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     v = ctx.api_version
     max_wait_s = max(req.max_wait_ms, 0) / 1000
     min_bytes = req.min_bytes
     max_bytes = req.get("max_bytes", 0x7FFFFFFF)
     isolation = req.get("isolation_level", 0)
-    wanted = _resolve(broker, req.topics, v)
+    session, incremental, error = _session(broker, req, v)
+    if error:
+        return Msg(throttle_time_ms=0, error_code=error, session_id=NO_SESSION, responses=[])
+    wanted = _session_partitions(session) if incremental else _resolve(broker, req.topics, v)
     deadline = trio.current_time() + max_wait_s
     while True:
         event = trio.Event()
@@ -49,7 +55,91 @@ async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
         finally:
             for p in waited:
                 p.remove_waiter(event)
-    return Msg(throttle_time_ms=0, error_code=0, session_id=0, responses=responses)
+    if session is not None:
+        responses = _remember(broker, session, wanted, responses, incremental, v)
+    return Msg(throttle_time_ms=0, error_code=0, session_id=session.session_id if session else NO_SESSION,
+               responses=responses)
+
+
+def _key(topic: str | None, topic_id: Any, partition: int, v: int) -> tuple[Any, int]:
+    return (topic_id if v >= 13 else topic, partition)
+
+
+def _session(broker: "Broker", req: Msg, v: int) -> tuple[FetchSession | None, bool, ErrorCode]:
+    """(session, incremental?, error) for this request, as Kafka's FetchManager.newContext."""
+    if v < 7:
+        return None, False, ErrorCode.NONE
+    cache = broker.fetch_sessions
+    session_id, epoch = req.session_id, req.session_epoch
+    if epoch in (INITIAL_EPOCH, FINAL_EPOCH):
+        if session_id != NO_SESSION:
+            cache.remove(session_id)
+        if epoch == FINAL_EPOCH:
+            return None, False, ErrorCode.NONE  # a sessionless full fetch
+        return cache.create(OrderedDict()), False, ErrorCode.NONE
+    session = cache.get(session_id)
+    if session is None:
+        return None, False, ErrorCode.FETCH_SESSION_ID_NOT_FOUND
+    if epoch != session.epoch:
+        return None, False, ErrorCode.INVALID_FETCH_SESSION_EPOCH
+    session.epoch = epoch + 1 if epoch < 0x7FFFFFFF else 1
+    for name, topic_id, parts in _resolve(broker, req.topics, v):
+        for p in parts:
+            key = _key(name, topic_id, p.partition, v)
+            cached = session.partitions.get(key)
+            if cached is None:
+                session.partitions[key] = _cached(name, topic_id, p)
+            else:
+                cached.topic = name
+                cached.fetch_offset, cached.partition_max_bytes = p.fetch_offset, p.partition_max_bytes
+                cached.current_leader_epoch = p.get("current_leader_epoch", -1)
+    for forgotten in req.forgotten_topics_data:  # after the updates, as Kafka's FetchSession.update
+        name = forgotten.get("topic")
+        for partition in forgotten.partitions:
+            session.partitions.pop(_key(name, forgotten.get("topic_id", ZERO_UUID), partition, v), None)
+    return session, True, ErrorCode.NONE
+
+
+def _cached(name: str | None, topic_id: Any, p: Msg) -> CachedPartition:
+    return CachedPartition(name, topic_id, p.partition, p.fetch_offset, p.partition_max_bytes,
+                           p.get("current_leader_epoch", -1))
+
+
+def _session_partitions(session: FetchSession) -> list[tuple[str | None, Any, list[Any]]]:
+    """The session's partitions, consecutive ones of a topic grouped (as Kafka's response is)."""
+    out: list[tuple[str | None, Any, list[Any]]] = []
+    for cached in session.partitions.values():
+        if out and out[-1][0] == cached.topic and out[-1][1] == cached.topic_id:
+            out[-1][2].append(cached)
+        else:
+            out.append((cached.topic, cached.topic_id, [cached]))
+    return out
+
+
+def _remember(broker: "Broker", session: FetchSession, wanted: list[tuple[str | None, Any, list[Any]]],
+              responses: list[dict[str, Any]], incremental: bool, v: int) -> list[dict[str, Any]]:
+    """Record what each partition was told; an incremental response keeps only the changed ones."""
+    out = []
+    with_records = []
+    for (name, topic_id, parts), topic in zip(wanted, responses):
+        kept = []
+        for p, result in zip(parts, topic["partitions"]):
+            key = _key(name, topic_id, p.partition, v)
+            cached = session.partitions.get(key) if incremental else None
+            if cached is None:
+                cached = session.partitions[key] = _cached(name, topic_id, p)
+            if cached.changed(result) or not incremental:
+                kept.append(result)
+            else:
+                close = getattr(result["records"], "close", None)
+                if close is not None:
+                    close()
+            if len(result["records"]) > 0:
+                with_records.append(key)
+        if kept:
+            out.append({**topic, "partitions": kept})
+    session.rotate(with_records)
+    return out
 
 
 def _release(responses: list[dict[str, Any]]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..coordinator.group import GroupState
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
 from .registry import RequestContext, authorized_operations, handles
@@ -94,12 +95,17 @@ async def list_groups(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     return Msg(throttle_time_ms=0, error_code=code, groups=groups)
 
 
-@handles("DESCRIBE_GROUPS", 0, 5)
+# v6 (KIP-1043) answers GROUP_ID_NOT_FOUND, with a message, for a group that does not exist (before,
+# a Dead group without error); it adds only that message field.
+@handles("DESCRIBE_GROUPS", 0, 6)
 async def describe_groups(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     out = []
     for group_id in req.groups:
         d = broker.groups.describe(group_id)
-        out.append({"error_code": d.error, "group_id": d.group_id, "group_state": d.state,
+        error, message = d.error, None
+        if ctx.api_version >= 6 and not error and d.state == GroupState.DEAD and not d.members and not d.protocol_type:
+            error, message = ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found."
+        out.append({"error_code": error, "error_message": message, "group_id": d.group_id, "group_state": d.state,
                     "protocol_type": d.protocol_type, "protocol_data": d.protocol,
                     "members": [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
                                  "client_id": m.client_id, "client_host": m.client_host,
@@ -110,7 +116,8 @@ async def describe_groups(broker: "Broker", ctx: RequestContext, req: Msg) -> Ms
     return Msg(throttle_time_ms=0, groups=out)
 
 
-@handles("DELETE_GROUPS", 0, 2)
+# v3 only adds a nullable per-group error_message (left null), the request is unchanged.
+@handles("DELETE_GROUPS", 0, 3)
 async def delete_groups(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     return Msg(throttle_time_ms=0, results=[{"group_id": g, "error_code": broker.groups.delete_group(g)}
                                             for g in req.groups_names])

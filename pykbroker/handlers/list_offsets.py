@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
 
 
-@handles("LIST_OFFSETS", 0, 9)
+# v10 (KIP-1075) adds timeout_ms for lookups in remote (tiered) storage, which this broker has not.
+# v11 (KIP-1023, timestamp -6 = earliest pending upload) is not served.
+@handles("LIST_OFFSETS", 0, 10)
 async def list_offsets(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     topics = []
     for t in req.topics:

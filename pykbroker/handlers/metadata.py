@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 
-@handles("METADATA", 0, 12)
+# v13 (KIP-1102) only adds a top-level error_code: 0 here (REBOOTSTRAP_REQUIRED needs stale-metadata detection).
+@handles("METADATA", 0, 13)
 async def metadata(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     v = ctx.api_version
     requested = req.topics

@@ -32,7 +32,10 @@ _APPEND_ERRORS: tuple[tuple[type[Exception], ErrorCode], ...] = (
 )
 
 
-@handles("PRODUCE", 0, 11)
+# v12 (KIP-890) is v11; only with transaction.version 2 finalized may a transactional producer use it
+# (partitions then join the transaction implicitly), and it is finalized at 0 here, so transactional
+# producers stay at v11. v13 (topic ids, KIP-516) is not served.
+@handles("PRODUCE", 0, 12)
 async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | None:
     acks = req.acks
     topics = []

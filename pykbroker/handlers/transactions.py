@@ -109,7 +109,7 @@ async def txn_offset_commit(broker: "Broker", ctx: RequestContext, req: Msg) -> 
                 accepted[key] = CommittedOffset(p.committed_offset, p.get("committed_leader_epoch", -1), metadata, now)
     if not code:
         code = broker.groups.txn_commit(req.group_id, req.producer_id, req.producer_epoch, req.get("member_id", ""),
-                                        req.get("group_instance_id"), req.get("generation_id", -1), accepted)
+                                        req.get("group_instance_id"), req.get("generation_id_or_member_epoch", -1), accepted)
     codes.update({key: code for key in accepted})
     return Msg(throttle_time_ms=0, topics=[
         {"name": t.name, "partitions": [{"partition_index": p.partition_index,

@@ -6,7 +6,7 @@ import enum
 
 
 class ErrorCode(enum.IntEnum):
-    """Every error code of Kafka 3.9, with Kafka's names; `retriable` and `message` as Kafka defines them."""
+    """Every error code of Kafka 3.9 and 4.x, with Kafka's names; `retriable` and `message` as Kafka defines them."""
 
     UNKNOWN_SERVER_ERROR = -1
     NONE = 0
@@ -137,6 +137,15 @@ class ErrorCode(enum.IntEnum):
     INVALID_VOTER_KEY = 125
     DUPLICATE_VOTER = 126
     VOTER_NOT_FOUND = 127
+    INVALID_REGULAR_EXPRESSION = 128
+    REBOOTSTRAP_REQUIRED = 129
+    STREAMS_INVALID_TOPOLOGY = 130
+    STREAMS_INVALID_TOPOLOGY_EPOCH = 131
+    STREAMS_TOPOLOGY_FENCED = 132
+    SHARE_SESSION_LIMIT_REACHED = 133
+    GROUP_DELETION_FAILED = 134
+    STREAMS_TOPOLOGY_DESCRIPTION_UPDATE_FAILED = 135
+    CONTROLLER_ID_NOT_REGISTERED = 136
 
     @property
     def retriable(self) -> bool:
@@ -179,6 +188,7 @@ _RETRIABLE = frozenset({
     ErrorCode.FETCH_SESSION_TOPIC_ID_ERROR,
     ErrorCode.SHARE_SESSION_NOT_FOUND,
     ErrorCode.INVALID_SHARE_SESSION_EPOCH,
+    ErrorCode.SHARE_SESSION_LIMIT_REACHED,
 })
 
 _MESSAGES = {
@@ -206,7 +216,7 @@ _MESSAGES = {
     ErrorCode.INVALID_REQUIRED_ACKS: 'Produce request specified an invalid value for required acks.',
     ErrorCode.ILLEGAL_GENERATION: 'Specified group generation id is not valid.',
     ErrorCode.INCONSISTENT_GROUP_PROTOCOL: "The group member's supported protocols are incompatible with those of existing members or first group member tried to join with empty protocol type or empty protocol list.",
-    ErrorCode.INVALID_GROUP_ID: 'The configured groupId is invalid.',
+    ErrorCode.INVALID_GROUP_ID: 'The group id is invalid.',
     ErrorCode.UNKNOWN_MEMBER_ID: 'The coordinator is not aware of this member.',
     ErrorCode.INVALID_SESSION_TIMEOUT: 'The session timeout is not within the range allowed by the broker (as configured by group.min.session.timeout.ms and group.max.session.timeout.ms).',
     ErrorCode.REBALANCE_IN_PROGRESS: 'The group is rebalancing, so a rejoin is needed.',
@@ -263,7 +273,7 @@ _MESSAGES = {
     ErrorCode.OFFSET_NOT_AVAILABLE: 'The leader high watermark has not caught up from a recent leader election so the offsets cannot be guaranteed to be monotonically increasing.',
     ErrorCode.MEMBER_ID_REQUIRED: 'The group member needs to have a valid member id before actually entering a consumer group.',
     ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE: 'The preferred leader was not available.',
-    ErrorCode.GROUP_MAX_SIZE_REACHED: 'The consumer group has reached its max size.',
+    ErrorCode.GROUP_MAX_SIZE_REACHED: 'The group has reached its maximum size.',
     ErrorCode.FENCED_INSTANCE_ID: 'The broker rejected this static consumer since another consumer with the same group.instance.id has registered with a different member.id.',
     ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE: 'Eligible topic partition leaders are not available.',
     ErrorCode.ELECTION_NOT_NEEDED: 'Leader election not needed for topic partition.',
@@ -306,8 +316,17 @@ _MESSAGES = {
     ErrorCode.INVALID_RECORD_STATE: 'The record state is invalid. The acknowledgement of delivery could not be completed.',
     ErrorCode.SHARE_SESSION_NOT_FOUND: 'The share session was not found.',
     ErrorCode.INVALID_SHARE_SESSION_EPOCH: 'The share session epoch is invalid.',
-    ErrorCode.FENCED_STATE_EPOCH: 'The share coordinator rejected the request because the share-group state epoch did not match.',
+    ErrorCode.FENCED_STATE_EPOCH: 'The coordinator rejected the request because the state epoch did not match.',
     ErrorCode.INVALID_VOTER_KEY: "The voter key doesn't match the receiving replica's key.",
     ErrorCode.DUPLICATE_VOTER: 'The voter is already part of the set of voters.',
     ErrorCode.VOTER_NOT_FOUND: 'The voter is not part of the set of voters.',
+    ErrorCode.INVALID_REGULAR_EXPRESSION: 'The regular expression is not valid.',
+    ErrorCode.REBOOTSTRAP_REQUIRED: 'Client metadata is stale. The client should rebootstrap to obtain new metadata.',
+    ErrorCode.STREAMS_INVALID_TOPOLOGY: 'The supplied topology is invalid.',
+    ErrorCode.STREAMS_INVALID_TOPOLOGY_EPOCH: 'The supplied topology epoch is invalid.',
+    ErrorCode.STREAMS_TOPOLOGY_FENCED: 'The supplied topology epoch is outdated.',
+    ErrorCode.SHARE_SESSION_LIMIT_REACHED: 'The limit of share sessions has been reached.',
+    ErrorCode.GROUP_DELETION_FAILED: 'DeleteGroups could not complete; see the error message on the per-group result for details.',
+    ErrorCode.STREAMS_TOPOLOGY_DESCRIPTION_UPDATE_FAILED: 'The broker could not process the topology description update; see the error message for details.',
+    ErrorCode.CONTROLLER_ID_NOT_REGISTERED: 'The given controller ID was not registered.',
 }

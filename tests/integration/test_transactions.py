@@ -361,3 +361,16 @@ def test_cli_lists_and_describes_transactions(broker: RunningBroker, topic_name:
     bad = cli("transactions", "list", "--state", "Sleeping")
     assert bad.returncode == 1 and "Sleeping" in bad.stderr
     p.abort_transaction(10)
+
+
+def test_deleting_transaction_state_forgets_transactions_and_serves_new_ones(broker: RunningBroker,
+                                                                           topic_name: str) -> None:
+    bs = broker.bootstrap_servers
+    create(bs, topic_name)
+    transaction(producer(bs, "txn-before-delete"), topic_name, [b"one"], commit=True)
+    admin = AdminClient({"bootstrap.servers": bs})
+    admin.delete_topics(["__transaction_state"])["__transaction_state"].result(10)
+    assert describe_transaction(bs, "txn-before-delete").error_code == ErrorCode.NOT_COORDINATOR
+    transaction(producer(bs, "txn-after-delete"), topic_name, [b"two"], commit=True)
+    assert describe_transaction(bs, "txn-before-delete").error_code == ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
+    assert consume(bs, topic_name, "read_committed", 2) == [b"one", b"two"]

@@ -43,7 +43,7 @@ def test_api_versions_lists_only_served_apis(client: WireClient) -> None:
     r = client.request(API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
     keys = {k.api_key: (k.min_version, k.max_version) for k in r.api_keys}
     assert r.error_code == 0
-    assert keys[PRODUCE] == (0, 11) and keys[FETCH] == (0, 17) and keys[METADATA] == (0, 12)
+    assert keys[PRODUCE] == (0, 12) and keys[FETCH] == (0, 18) and keys[METADATA] == (0, 13)
     assert 4 not in keys  # LeaderAndIsr: a controller API, never served to clients
 
 
@@ -298,3 +298,68 @@ def test_metadata_reports_authorized_operations_only_when_asked(client: WireClie
     assert asked.topics[0].topic_authorized_operations == TOPIC_OPERATIONS
     assert asked.cluster_authorized_operations == sum(1 << c for c in (5, 9, 10, 11, 12, 7, 8))
     assert not_asked.topics[0].topic_authorized_operations == not_asked.cluster_authorized_operations == -2**31
+
+
+def fetch_body(topic: str, partitions: dict[int, int], session_id: int, epoch: int,
+               forgotten: dict[str, list[int]] | None = None, max_wait_ms: int = 0) -> dict:
+    return {"replica_id": -1, "max_wait_ms": max_wait_ms, "min_bytes": 1, "max_bytes": 1 << 20,
+            "isolation_level": 0, "session_id": session_id, "session_epoch": epoch,
+            "topics": [{"topic": topic, "partitions": [
+                {"partition": p, "current_leader_epoch": -1, "fetch_offset": o, "log_start_offset": -1,
+                 "partition_max_bytes": 1 << 20} for p, o in partitions.items()]}] if partitions else [],
+            "forgotten_topics_data": [{"topic": t, "partitions": ps} for t, ps in (forgotten or {}).items()],
+            "rack_id": ""}
+
+
+def test_fetch_sessions_full_then_incremental(client: WireClient) -> None:
+    create_topic(client, "sessions", partitions=3)
+    for p in range(3):
+        r = client.request(PRODUCE, 9, {"acks": -1, "timeout_ms": 5000, "topic_data": [
+            {"name": "sessions", "partition_data": [{"index": p, "records": batch(2, start=10 * p)}]}]})
+        assert r.responses[0].partition_responses[0].error_code == 0
+    full = client.request(FETCH, 11, fetch_body("sessions", {0: 0, 1: 0, 2: 2}, 0, 0))
+    assert full.error_code == 0 and full.session_id != 0
+    assert sorted(p.partition_index for t in full.responses for p in t.partitions) == [0, 1, 2]
+    sid = full.session_id
+    # Incremental: positions of 0 and 1 moved past their data; 2 unchanged; nothing new anywhere.
+    inc = client.request(FETCH, 11, fetch_body("sessions", {0: 2, 1: 2}, sid, 1))
+    assert (inc.error_code, inc.session_id, inc.responses) == (0, sid, [])
+    client.request(PRODUCE, 9, {"acks": -1, "timeout_ms": 5000, "topic_data": [
+        {"name": "sessions", "partition_data": [{"index": 1, "records": batch(1, start=99)}]}]})
+    inc = client.request(FETCH, 11, fetch_body("sessions", {}, sid, 2, max_wait_ms=2000))
+    assert [(t.topic, [p.partition_index for p in t.partitions]) for t in inc.responses] == [("sessions", [1])]
+    assert inc.responses[0].partitions[0].high_watermark == 3
+    # Errors, as Kafka: the wrong epoch, an unknown session.
+    assert client.request(FETCH, 11, fetch_body("sessions", {}, sid, 7)).error_code == ErrorCode.INVALID_FETCH_SESSION_EPOCH
+    assert client.request(FETCH, 11, fetch_body("sessions", {}, sid + 1, 1)).error_code == \
+        ErrorCode.FETCH_SESSION_ID_NOT_FOUND
+    # Forgetting partition 1 leaves it out even when it has data; epoch -1 closes the session.
+    client.request(PRODUCE, 9, {"acks": -1, "timeout_ms": 5000, "topic_data": [
+        {"name": "sessions", "partition_data": [{"index": 1, "records": batch(1, start=100)}]}]})
+    inc = client.request(FETCH, 11, fetch_body("sessions", {}, sid, 3, forgotten={"sessions": [1]}))
+    assert inc.error_code == 0 and inc.responses == []
+    closed = client.request(FETCH, 11, fetch_body("sessions", {0: 0}, sid, -1))
+    assert closed.session_id == 0 and [p.partition_index for p in closed.responses[0].partitions] == [0]
+    assert client.request(FETCH, 11, fetch_body("sessions", {}, sid, 4)).error_code == \
+        ErrorCode.FETCH_SESSION_ID_NOT_FOUND
+
+
+def test_kafka_python_consumer_uses_incremental_fetches(kafka_broker: RunningBroker) -> None:
+    from kafka import KafkaConsumer, KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    for i in range(30):
+        producer.send("sessions-kp", b"%d" % i, partition=0)
+    producer.flush()
+    producer.close()
+    consumer = KafkaConsumer("sessions-kp", bootstrap_servers=kafka_broker.bootstrap_servers,
+                             auto_offset_reset="earliest", group_id="sessions-kp", max_poll_records=5)
+    got = []
+    deadline = time.time() + 20
+    sessions = kafka_broker.broker.fetch_sessions
+    while (len(got) < 30 or not sessions.incremental_fetches) and time.time() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            got.extend(r.value for r in records)
+    consumer.close()
+    assert got == [b"%d" % i for i in range(30)]
+    assert sessions.incremental_fetches > 0 and len(sessions) == 1

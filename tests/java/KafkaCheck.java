@@ -10,7 +10,7 @@
 //           [--idempotence true|false] [--value-size B] [--key-prefix k] [--no-keys] [--partition P]
 //   consume --bootstrap H:P --topic T --count N [--group G] [--from-beginning] [--poll-ms M]
 //   admin   --bootstrap H:P create-topic T [--partitions P] [--replication-factor R] [--if-not-exists]
-//   admin   --bootstrap H:P list-topics | describe-topic T | delete-topic T | describe-cluster
+//   admin   --bootstrap H:P list-topics | describe-topic T | delete-topic T | describe-cluster | describe-features
 // Common options:
 //   --timeout-ms M   bound on the operation (default 30000); exceeded -> exit 3 (a watchdog halts the JVM
 //                    3 s later if the client itself is stuck)
@@ -21,6 +21,7 @@
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -44,6 +45,9 @@ import org.apache.kafka.clients.admin.DeleteTopicsOptions;
 import org.apache.kafka.clients.admin.DescribeClusterOptions;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.DescribeTopicsOptions;
+import org.apache.kafka.clients.admin.FeatureMetadata;
+import org.apache.kafka.clients.admin.FinalizedVersionRange;
+import org.apache.kafka.clients.admin.SupportedVersionRange;
 import org.apache.kafka.clients.admin.ListTopicsOptions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
@@ -672,6 +676,22 @@ public final class KafkaCheck {
                         nodes.add(obj("id", n.id(), "host", n.host(), "port", n.port(), "rack", n.rack()));
                     }
                     r.put("nodes", nodes);
+                    break;
+                }
+                case "describe-features": {
+                    FeatureMetadata f = admin.describeFeatures().featureMetadata()
+                        .get(remaining(deadline), TimeUnit.MILLISECONDS);
+                    Map<String, Object> supported = new TreeMap<>();
+                    for (Map.Entry<String, SupportedVersionRange> e : f.supportedFeatures().entrySet()) {
+                        supported.put(e.getKey(), Arrays.asList((int) e.getValue().minVersion(), (int) e.getValue().maxVersion()));
+                    }
+                    Map<String, Object> finalized = new TreeMap<>();
+                    for (Map.Entry<String, FinalizedVersionRange> e : f.finalizedFeatures().entrySet()) {
+                        finalized.put(e.getKey(), Arrays.asList((int) e.getValue().minVersionLevel(), (int) e.getValue().maxVersionLevel()));
+                    }
+                    r.put("supported", supported);
+                    r.put("finalized", finalized);
+                    r.put("finalized_epoch", f.finalizedFeaturesEpoch().orElse(null));
                     break;
                 }
                 default:

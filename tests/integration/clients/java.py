@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
+from typing import Callable
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TOOLS_DIR = Path(os.environ.get("PYKBROKER_TOOLS_DIR", REPO_ROOT / ".tools"))
@@ -83,9 +84,9 @@ def ensure_java_client(timeout: float = 600) -> None:
             raise RuntimeError(f"{SETUP_SCRIPT} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
 
 
-def java_command(args: list[str]) -> list[str]:
-    """The full command line for ``KafkaCheck args...`` (after ``ensure_java_client()``)."""
-    classpath = os.pathsep.join([str(JAVA_CLASSES), str(JAVA_LIB / "*")])
+def java_command(args: list[str], classpath: str | None = None) -> list[str]:
+    """The full command line for ``KafkaCheck args...`` (after ``ensure_java_client()``, or on `classpath`)."""
+    classpath = classpath or os.pathsep.join([str(JAVA_CLASSES), str(JAVA_LIB / "*")])
     return ["java", *JVM_OPTS, "-cp", classpath, MAIN_CLASS, *map(str, args)]
 
 
@@ -100,19 +101,22 @@ def _last_json_line(stdout: str) -> dict | None:
     return None
 
 
-def run_java(args: list[str], timeout: float = 60, *, check: bool = True, env: dict | None = None) -> dict:
+def run_java(args: list[str], timeout: float = 60, *, check: bool = True, env: dict | None = None,
+             classpath: str | None = None) -> dict:
     """Run ``KafkaCheck args...`` and return its JSON result.
 
     ``timeout`` bounds the JVM process (KafkaCheck's own ``--timeout-ms`` defaults to 30 s). With ``check``
     (default) a non-zero exit, a missing JSON line or ``"ok": false`` raises JavaClientError carrying stdout,
     stderr and the parsed result; with ``check=False`` the parsed result is returned as is (``"ok"`` tells),
-    plus ``"returncode"``. Exit codes: 0 ok, 1 failed, 2 usage, 3 timeout.
+    plus ``"returncode"``. Exit codes: 0 ok, 1 failed, 2 usage, 3 timeout. ``classpath``: another
+    build of KafkaCheck (the Kafka 4.x client, tests/tools/setup_java_client_4x.sh) instead of 3.9.1.
     """
     reason = java_available()
     if reason:
         raise RuntimeError(reason)
-    ensure_java_client()
-    cmd = java_command(args)
+    if classpath is None:
+        ensure_java_client()
+    cmd = java_command(args, classpath)
     run_env = dict(os.environ, **(env or {}))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env,
@@ -134,3 +138,17 @@ def run_java(args: list[str], timeout: float = 60, *, check: bool = True, env: d
             f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}",
             returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr, result=result)
     return result
+
+
+def produce_then_consume(run: Callable[..., dict], bootstrap: str, topic: str, count: int, partitions: int = 3,
+                         produce_args: tuple[str, ...] = (), consume_args: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """Create `topic`, produce `count` records and consume them back with `run` (a KafkaCheck runner).
+
+    Checks that every record came back with the same bytes; returns both JSON results for more checks.
+    """
+    run(["admin", "--bootstrap", bootstrap, "create-topic", topic, "--partitions", str(partitions)])
+    produced = run(["produce", "--bootstrap", bootstrap, "--topic", topic, "--count", str(count), *produce_args])
+    assert produced["acked"] == count and produced["failed"] == 0, produced
+    consumed = run(["consume", "--bootstrap", bootstrap, "--topic", topic, "--count", str(count), *consume_args])
+    assert consumed["count"] == count and consumed["value_crc_sum"] == produced["value_crc_sum"], consumed
+    return produced, consumed

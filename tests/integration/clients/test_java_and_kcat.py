@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from integration.clients.java import produce_then_consume
 from pykbroker.testing import RunningBroker
 
 
@@ -72,14 +73,23 @@ def test_java_classic_group_consumer_commits(kafka_broker: RunningBroker, java_c
 
 def test_java_kip848_consumer_group(kafka_broker: RunningBroker, java_client) -> None:
     """group.protocol=consumer: ConsumerGroupHeartbeat with server-side assignment (KIP-848)."""
-    bs = kafka_broker.bootstrap_servers
-    topic = _topic("java-848")
-    java_client(["admin", "--bootstrap", bs, "create-topic", topic, "--partitions", "3"])
-    produced = java_client(["produce", "--bootstrap", bs, "--topic", topic, "--count", "300"])
-    consumed = java_client(["consume", "--bootstrap", bs, "--topic", topic, "--count", "300", "--group", "j848",
-                            "--from-beginning", "--prop", "group.protocol=consumer"])
-    assert consumed["count"] == 300 and consumed["committed"] is True
-    assert consumed["value_crc_sum"] == produced["value_crc_sum"]
+    _, consumed = produce_then_consume(java_client, kafka_broker.bootstrap_servers, _topic("java-848"), 300,
+                                       consume_args=("--group", "j848", "--from-beginning",
+                                                     "--prop", "group.protocol=consumer"))
+    assert consumed["committed"] is True
     broker = kafka_broker.broker
     assert broker is not None and "j848" in broker.consumer_groups.groups
     assert sum(c.offset for c in broker.groups.offsets.get("j848").values()) == 300
+
+
+def test_kcat_transactional_producer(kafka_broker: RunningBroker, kcat_client) -> None:
+    """kcat -X transactional.id=... produces its input in one transaction and commits it at the end."""
+    bs = kafka_broker.bootstrap_servers
+    topic = _topic("kcat-txn")
+    kcat_client(["-b", bs, "-P", "-t", topic, "-p", "0", "-X", "transactional.id=kcat-txn"],
+                input="".join(f"t{i}\n" for i in range(20)))
+    committed = kcat_client(["-b", bs, "-C", "-t", topic, "-o", "beginning", "-e", "-X",
+                             "isolation.level=read_committed", "-f", "%s@%o\n"])
+    assert committed.splitlines() == [f"t{i}@{i}" for i in range(20)]
+    partition = kafka_broker.broker.partition(topic, 0)
+    assert partition.high_watermark == 21 and partition.last_stable_offset == 21  # the COMMIT marker is at 20

@@ -1,0 +1,86 @@
+"""The Kafka 4.4.0 Java client against pykbroker: the 4.x API versions served and the features reported.
+
+KafkaCheck is compiled against kafka-clients 4.4.0 from Maven Central by
+tests/tools/setup_java_client_4x.sh; a failing set-up fails these tests (only a missing JDK skips).
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from integration.clients.java import java_available, produce_then_consume, run_java
+from pykbroker.handlers import HANDLERS, Handler
+from pykbroker.handlers.features import FINALIZED, FINALIZED_EPOCH, SUPPORTED
+from pykbroker.protocol.messages import API_KEYS
+from pykbroker.testing import RunningBroker
+
+SETUP = Path(__file__).resolve().parents[2] / "tools" / "setup_java_client_4x.sh"
+
+
+@pytest.fixture(scope="session")
+def java4x() -> Callable[..., dict[str, Any]]:
+    reason = java_available()
+    if reason:
+        pytest.skip(reason)
+    done = subprocess.run([str(SETUP)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"{SETUP.name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}", pytrace=False)
+    return functools.partial(run_java, classpath=done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, int]]:
+    """Every (API name, version) the broker answers during the test."""
+    seen: set[tuple[str, int]] = set()
+    names = {key: name for name, key in API_KEYS.items()}
+    for key, h in list(HANDLERS.items()):
+        async def recording(broker, ctx, req, fn=h.fn):  # type: ignore[no-untyped-def]
+            seen.add((names[ctx.api_key], ctx.api_version))
+            return await fn(broker, ctx, req)
+        monkeypatch.setitem(HANDLERS, key, Handler(h.api_key, h.min_version, h.max_version, recording))
+    return seen
+
+
+def _topic(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_java4x_sees_the_features_served(kafka_broker: RunningBroker, java4x) -> None:
+    out = java4x(["admin", "--bootstrap", kafka_broker.bootstrap_servers, "describe-features"])
+    assert out["supported"] == {name: [low, high] for name, (low, high) in SUPPORTED.items() if high > 0}
+    assert out["finalized"] == {name: [level, level] for name, level in FINALIZED.items() if level > 0}
+    assert out["finalized"]["group.version"] == [1, 1]  # KIP-848 consumer groups are served
+    assert "transaction.version" not in out["finalized"]  # level 0: no transactions
+    assert out["finalized_epoch"] == FINALIZED_EPOCH
+
+
+def test_java4x_idempotent_producer_then_consumer(kafka_broker: RunningBroker, java4x, served) -> None:
+    """Produce v12, Fetch v18, Metadata v13 and ListOffsets v10: what a 4.4 client picks here."""
+    produced, consumed = produce_then_consume(java4x, kafka_broker.bootstrap_servers, _topic("java4x"), 1000,
+                                              produce_args=("--compression", "zstd"))
+    for field in ("value_bytes", "partitions", "first_offset", "last_offset"):
+        assert consumed[field] == produced[field], field
+    assert {("PRODUCE", 12), ("FETCH", 18), ("METADATA", 13), ("LIST_OFFSETS", 10)} <= served
+
+
+def test_java4x_kip848_consumer_group(kafka_broker: RunningBroker, java4x, served) -> None:
+    _, consumed = produce_then_consume(java4x, kafka_broker.bootstrap_servers, _topic("java4x-848"), 200, 2,
+                                       consume_args=("--group", "j4x", "--from-beginning",
+                                                     "--prop", "group.protocol=consumer"))
+    assert consumed["committed"] is True
+    assert ("CONSUMER_GROUP_HEARTBEAT", 0) in served
+
+
+def test_java4x_admin_describe_cluster(kafka_broker: RunningBroker, java4x, served) -> None:
+    """DescribeCluster v2 (KIP-1073): the only broker is listed (and is not fenced)."""
+    out = java4x(["admin", "--bootstrap", kafka_broker.bootstrap_servers, "describe-cluster"])
+    broker = kafka_broker.broker
+    assert broker is not None
+    assert out["cluster_id"] == broker.cluster_id and [n["id"] for n in out["nodes"]] == [broker.node_id]
+    assert ("DESCRIBE_CLUSTER", 2) in served
