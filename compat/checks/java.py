@@ -34,24 +34,34 @@ WATCHDOG_GRACE_S = 4  # KafkaCheck halts itself 3 s after --timeout-ms
 class Build:
     """KafkaCheck compiled against one kafka-clients version: a client column of its own."""
 
-    version: str            # kafka-clients version
-    dirs: str               # .tools/<dirs>-lib and .tools/<dirs>-classes
-    setup_args: tuple[str, ...] = ()
+    version: str                       # kafka-clients version
+    setup: Path                        # fetches the jars, compiles KafkaCheck (idempotent)
+    classes: Path                      # where the setup puts KafkaCheck.class
+    lib_dir: Path | None = None        # the jars, JARS in one folder (3.9.1 from the wheel) ...
+    classpath_file: Path | None = None  # ... or Maven's resolved classpath (4.x)
     download: str = ""
 
-    def path(self, kind: str) -> Path:
-        return TOOLS_DIR / f"{self.dirs}-{kind}"
+    def libs(self) -> list[str] | None:
+        """The jars' classpath entries; None while any is missing."""
+        if self.lib_dir is not None:
+            return [str(self.lib_dir / "*")] if all((self.lib_dir / j).is_file() for j in JARS) else None
+        assert self.classpath_file is not None
+        entries = self.classpath_file.read_text().split() if self.classpath_file.is_file() else []
+        entries = [e for line in entries for e in line.split(os.pathsep)]
+        return entries if entries and all(Path(e).is_file() for e in entries) else None
 
 
+KAFKA_4X = TOOLS_DIR / "kafka-clients-4.4.0"  # tests/tools/setup_kafka_messages.sh's Maven cache
 BUILDS = {
-    "java": Build("3.9.1", "java", download="~92 MB"),
-    "java-4": Build("4.4.0", "java-4.4.0", ("--kafka-clients", "4.4.0"), "~20 MB from Maven Central"),
+    "java": Build("3.9.1", SETUP, TOOLS_DIR / "java-classes", lib_dir=TOOLS_DIR / "java-lib", download="~92 MB"),
+    "java-4": Build("4.4.0", SETUP.with_name("setup_java_client_4x.sh"), KAFKA_4X / "java-classes",
+                    classpath_file=KAFKA_4X / "classpath.txt", download="from Maven Central, needs mvn"),
 }
 
 
 def _built(build: Build = BUILDS[CLIENT]) -> bool:
-    stamp = build.path("classes") / "KafkaCheck.class"
-    if not stamp.is_file() or not all((build.path("lib") / j).is_file() for j in JARS):
+    stamp = build.classes / "KafkaCheck.class"
+    if not stamp.is_file() or build.libs() is None:
         return False
     return all(src.stat().st_mtime <= stamp.stat().st_mtime for src in SOURCES.rglob("*.java"))
 
@@ -70,8 +80,8 @@ def available(build: Build = BUILDS[CLIENT]) -> str | None:
     if reason:
         return reason
     if not _built(build):
-        setup = " ".join([str(SETUP.relative_to(REPO_ROOT)), *build.setup_args])
-        return f"KafkaCheck not built: run {setup} (fetches kafka-clients {build.version}, {build.download})"
+        return (f"KafkaCheck not built: run {build.setup.relative_to(REPO_ROOT)} "
+                f"(fetches kafka-clients {build.version}, {build.download})")
     return None
 
 
@@ -81,12 +91,14 @@ def prepare(timeout_s: float = 600, build: Build = BUILDS[CLIENT]) -> str | None
         return None
     env = dict(os.environ, PYKBROKER_TOOLS_DIR=str(TOOLS_DIR))
     try:
-        proc = subprocess.run(["bash", str(SETUP), *build.setup_args], capture_output=True, text=True,
-                              timeout=timeout_s, env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(["bash", str(build.setup)], capture_output=True, text=True, timeout=timeout_s, env=env,
+                              stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        return f"{SETUP.name} did not finish within {timeout_s} s"
+        return f"{build.setup.name} did not finish within {timeout_s} s"
+    if proc.returncode == 3:  # a tool it needs (mvn) is missing: available() says so
+        return None
     if proc.returncode != 0 or not _built(build):
-        return f"{SETUP.name} failed (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-300:]}"
+        return f"{build.setup.name} failed (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-300:]}"
     return None
 
 
@@ -100,7 +112,7 @@ def kafkacheck(ctx: Ctx, *args: object, check: bool = True, cap: float | None = 
     budget = ctx.remaining(cap)
     timeout_ms = max(1000, int((budget - WATCHDOG_GRACE_S) * 1000))
     build = BUILDS[ctx.client]  # the column this check runs in picks the kafka-clients build
-    classpath = os.pathsep.join([str(build.path("classes")), str(build.path("lib") / "*")])
+    classpath = os.pathsep.join([str(build.classes), *(build.libs() or ())])
     cmd = ["java", *JVM_OPTS, "-cp", classpath, "KafkaCheck", *map(str, args),
            "--bootstrap", ctx.bootstrap, "--timeout-ms", str(timeout_ms)]
     try:

@@ -1,5 +1,5 @@
 """The Apache Kafka Java client 4.x (kafka-clients 4.4.0, from Maven Central): the java checks, with
-KafkaCheck compiled against 4.4.0 (tests/tools/setup_java_client.sh --kafka-clients 4.4.0).
+KafkaCheck compiled against 4.4.0 (tests/tools/setup_java_client_4x.sh).
 
 java.py's checks pick their build from the client of the check's context, so this module only names
 the build; 3.9.1 stays the "java" column.
