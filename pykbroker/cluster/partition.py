@@ -174,6 +174,15 @@ class Partition:
         self._wake()  # the last stable offset (and the high watermark) moved
         return offset
 
+    def epoch_end_offset(self, epoch: int) -> tuple[int, int]:
+        """Kafka's LeaderEpochFileCache.endOffsetFor with one epoch (this node has led the partition
+        at its current epoch since its log start): (epoch, end offset), or (-1, -1) if unknown."""
+        if epoch == self.leader_epoch:
+            return epoch, self.log_end_offset
+        if epoch < 0 or epoch > self.leader_epoch:
+            return -1, -1
+        return epoch, self.log_start_offset
+
     def active_producers(self) -> list[ActiveProducer]:
         return self.producers.active()
 
@@ -186,7 +195,7 @@ class Partition:
         return self.producers.check_batches(headers)
 
     def _append(self, records: Any, headers: list[BatchHeader], *, strict: bool) -> AppendInfo:
-        try:  # as Kafka's leader append: every batch carries the epoch it was written in (KIP-101/320)
+        try:
             info = self.log.append(records, strict=strict, leader_epoch=self.leader_epoch)
         except OSError as e:  # e.g. creating the next segment's files on a full disk
             raise KafkaStorageError(f"append to {self.log.directory} failed: {e}") from e

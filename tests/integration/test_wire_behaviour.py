@@ -9,7 +9,7 @@ import pytest
 
 from pykbroker.protocol.errors import ErrorCode
 from pykbroker.protocol.primitives import ZERO_UUID
-from pykbroker.protocol.records import Record, build_batch, parse_batch_header
+from pykbroker.protocol.records import Record, build_batch
 from pykbroker.testing import RunningBroker, running_broker
 from pykbroker.wire_client import WireClient
 
@@ -30,6 +30,13 @@ def produce_body(topic: str, records: bytes, acks: int = 1) -> dict:
 def batch(n: int, start: int = 0, **kw: object) -> bytes:
     return build_batch([Record(i, 0, None, b"v%d" % (start + i), []) for i in range(n)],
                        base_timestamp=1_700_000_000_000, **kw)
+
+
+def stored(batch_bytes: bytes, leader_epoch: int = 0) -> bytes:
+    """A batch as the leader stores it: its partitionLeaderEpoch stamped, as Kafka does."""
+    out = bytearray(batch_bytes)
+    struct.pack_into(">i", out, 12, leader_epoch)
+    return bytes(out)
 
 
 @pytest.fixture
@@ -118,7 +125,7 @@ def test_bad_batches_get_kafka_error_codes_and_nothing_stored_is_lost(client: Wi
                                          "isolation_level": 0, "topics": [{"topic": "bad", "partitions": [
                                              {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]})
     part = fetched.responses[0].partitions[0]
-    assert part.high_watermark == 4 and bytes(part.records) == batch(4, partition_leader_epoch=0)
+    assert part.high_watermark == 4 and bytes(part.records) == stored(batch(4))
 
 
 def test_invalid_topic_name_in_metadata(client: WireClient) -> None:
@@ -136,9 +143,7 @@ def test_fetch_out_of_range_and_in_the_middle_of_a_batch(client: WireClient) -> 
                                               {"topic": "mid", "partitions": [{"partition": 0, "fetch_offset": offset,
                                                                                "partition_max_bytes": 1 << 20}]}],
                                           "forgotten_topics_data": [], "rack_id": ""}).responses[0].partitions[0]
-    # the whole batch that holds offset 6, as sent but for the leader epoch (0) the leader stamps on it
-    assert bytes(fetch(6).records) == batch(10, partition_leader_epoch=0)
-    assert parse_batch_header(batch(10)).partition_leader_epoch == -1  # what clients send
+    assert bytes(fetch(6).records) == stored(batch(10))  # the whole batch that holds offset 6
     assert fetch(10).error_code == 0 and bytes(fetch(10).records) == b""
     assert fetch(11).error_code == ErrorCode.OFFSET_OUT_OF_RANGE
 
@@ -363,3 +368,26 @@ def test_kafka_python_consumer_uses_incremental_fetches(kafka_broker: RunningBro
     consumer.close()
     assert got == [b"%d" % i for i in range(30)]
     assert sessions.incremental_fetches > 0 and len(sessions) == 1
+
+
+def test_offset_for_leader_epoch_and_stamped_batches(client: WireClient) -> None:
+    """Appends carry the partition's leader epoch (partitionLeaderEpoch), and OffsetForLeaderEpoch
+    says where an epoch ends, so consumers can validate their positions (KIP-320)."""
+    create_topic(client, "epochs")
+    client.request(PRODUCE, 9, produce_body("epochs", batch(3), acks=-1))
+    fetched = client.request(FETCH, 11, fetch_body("epochs", {0: 0}, 0, -1))
+    records = bytes(fetched.responses[0].partitions[0].records)
+    assert struct.unpack_from(">i", records, 12)[0] == 0  # partitionLeaderEpoch of the stored batch
+
+    def ask(epoch: int, current: int = -1) -> object:
+        r = client.request(23, 4, {"replica_id": -1, "topics": [{"topic": "epochs", "partitions": [
+            {"partition": 0, "current_leader_epoch": current, "leader_epoch": epoch}]}]})
+        return r.topics[0].partitions[0]
+
+    now = ask(0, current=0)
+    assert (now.error_code, now.leader_epoch, now.end_offset) == (0, 0, 3)
+    assert (ask(5).leader_epoch, ask(5).end_offset) == (-1, -1)  # an epoch this leader never had
+    assert ask(0, current=1).error_code == ErrorCode.UNKNOWN_LEADER_EPOCH
+    missing = client.request(23, 4, {"replica_id": -1, "topics": [{"topic": "no-such", "partitions": [
+        {"partition": 0, "current_leader_epoch": -1, "leader_epoch": 0}]}]})
+    assert missing.topics[0].partitions[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
