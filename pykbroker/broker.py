@@ -96,7 +96,8 @@ class Broker:
                                        config.group_initial_rebalance_delay_ms,
                                        config.offsets_retention_minutes * 60_000, GroupLimits.from_config(config))
         self.consumer_groups = ConsumerGroupCoordinator(
-            self._topic_layout, ConsumerGroupLimits.from_config(config), self.groups.status)
+            self._topic_layout, ConsumerGroupLimits.from_config(config), self.groups.status,
+            lambda: [name for name in self.logs.topics if name not in INTERNAL_TOPICS])
         self.groups.consumer_groups = self.consumer_groups
         txn_topic = self.logs.topics.get(TXN_STATE_TOPIC)
         self.txns = TransactionCoordinator(
@@ -104,6 +105,8 @@ class Broker:
             self._write_markers, self.next_producer_id,
             TxnLimits(config.transaction_max_timeout_ms, config.transactional_id_expiration_ms))
         self._closed = False
+        #: Set once the coordinators have replayed their internal topics (the test fixture waits for it).
+        self.coordinators_loaded = trio.Event()
         for partition in range(self.groups.partitions):
             self.groups.begin_load(partition)  # served once run() has replayed it
         if txn_topic is not None:
@@ -130,6 +133,7 @@ class Broker:
         await self._load(OFFSETS_TOPIC, self.groups)
         if TXN_STATE_TOPIC in self.logs.topics:
             await self._load(TXN_STATE_TOPIC, self.txns)
+        self.coordinators_loaded.set()
 
     async def _load(self, topic: str, coordinator: Coordinator) -> None:
         for p in range(coordinator.partitions):

@@ -62,6 +62,8 @@ class RunningBroker:
             self.broker = Broker(self.config)
             async with trio.open_nursery() as nursery:
                 self.host, self.port = await nursery.start(self.broker.run)
+                # A test's first request finds its group coordinator loaded (no LOAD_IN_PROGRESS retry).
+                await self.broker.coordinators_loaded.wait()
                 self._ready.set()
 
     def start(self) -> "RunningBroker":

@@ -29,6 +29,7 @@ from ..log.producer_state import (
     ActiveProducer, BatchMeta, ProducerStateManager, delete_snapshots_before, write_snapshot_file,
 )
 from ..log.txn_index import AbortedTxn
+from ..protocol.errors import ErrorCode
 from ..protocol.records import BatchHeader, build_end_txn_marker, iter_batches
 
 log = logging.getLogger("pykbroker.partition")
@@ -173,6 +174,15 @@ class Partition:
             self._background(self._flush_pending)
         self._wake()  # the last stable offset (and the high watermark) moved
         return offset
+
+    def check_leader_epoch(self, current: int) -> ErrorCode:
+        """A request's current_leader_epoch against ours (KIP-320): the client knows a newer leader
+        (UNKNOWN_LEADER_EPOCH) or an older one (FENCED_LEADER_EPOCH); -1 skips the check."""
+        if current > self.leader_epoch:
+            return ErrorCode.UNKNOWN_LEADER_EPOCH
+        if 0 <= current < self.leader_epoch:
+            return ErrorCode.FENCED_LEADER_EPOCH
+        return ErrorCode.NONE
 
     def epoch_end_offset(self, epoch: int) -> tuple[int, int]:
         """Kafka's LeaderEpochFileCache.endOffsetFor with one epoch (this node has led the partition

@@ -14,8 +14,9 @@ import base64
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
+import re2
 import trio
 
 from ..protocol.errors import ErrorCode
@@ -27,6 +28,9 @@ DEFAULT_ASSIGNOR = "uniform"
 LEAVE_EPOCH, STATIC_LEAVE_EPOCH = -1, -2
 
 #: topic name -> (topic id, partition count), or None when the topic does not exist
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a client's bad expression is answered, not logged by RE2 itself
+
 TopicLookup = Callable[[str], "tuple[uuid.UUID, int] | None"]
 #: topic id -> sorted partitions
 Partitions = dict[uuid.UUID, list[int]]
@@ -79,6 +83,8 @@ class ConsumerHeartbeat(NamedTuple):
     subscribed_topic_names: list[str] | None = None
     server_assignor: str | None = None
     owned: Partitions | None = None
+    #: v1 (KIP-848 in Kafka 4): topics matched by the broker with this RE2/J regular expression.
+    subscribed_topic_regex: str | None = None
 
 
 class ConsumerHeartbeatResult(NamedTuple):
@@ -106,6 +112,7 @@ class ConsumerMemberDescription(NamedTuple):
     subscribed: list[str]
     assignment: list[DescribedPartitions]
     target: list[DescribedPartitions]
+    regex: str | None = None
 
 
 class ConsumerGroupDescription(NamedTuple):
@@ -128,6 +135,7 @@ class ConsumerMember:
     client_host: str
     rebalance_timeout_ms: int
     subscribed: list[str] = field(default_factory=list)
+    regex: str | None = None
     member_epoch: int = 0
     previous_epoch: int = -1
     assigned: Assignment = field(default_factory=dict)
@@ -167,8 +175,11 @@ def _minus(a: Assignment, b: Assignment) -> Assignment:
 
 class ConsumerGroupCoordinator:
     def __init__(self, topics: TopicLookup, limits: ConsumerGroupLimits = ConsumerGroupLimits(),
-                 availability: Callable[[str], ErrorCode] = lambda group_id: ErrorCode.NONE) -> None:
+                 availability: Callable[[str], ErrorCode] = lambda group_id: ErrorCode.NONE,
+                 list_topics: Callable[[], Iterable[str]] = tuple) -> None:
         self._topics = topics
+        self._list_topics = list_topics  # the topics a regex subscription can match (no internal ones)
+        self._patterns: dict[str, Any] = {}
         self.limits = limits
         self.session_timeout_ms = limits.session_timeout_ms
         self.heartbeat_interval_ms = limits.heartbeat_interval_ms
@@ -189,13 +200,22 @@ class ConsumerGroupCoordinator:
             return _error(code, f"this broker does not serve group {group_id} now")
         group = self.groups.get(group_id)
         now = trio.current_time()
+        changed = False
         if epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
             if group is not None and member_id in group.members:
                 self._remove(group, group.members[member_id], "left the group")
             return ConsumerHeartbeatResult(ErrorCode.NONE, None, member_id, epoch, self.heartbeat_interval_ms)
+        if req.subscribed_topic_regex:
+            try:
+                self._pattern(req.subscribed_topic_regex)
+            except re2.error as e:
+                why = e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else str(e)
+                return _error(ErrorCode.INVALID_REGULAR_EXPRESSION,
+                              f"SubscribedTopicRegex {req.subscribed_topic_regex!r} is not a valid regular expression: {why}")
         if epoch == 0:
-            if req.subscribed_topic_names is None:
-                return _error(ErrorCode.INVALID_REQUEST, "SubscribedTopicNames must be set when joining")
+            if req.subscribed_topic_names is None and req.subscribed_topic_regex is None:
+                return _error(ErrorCode.INVALID_REQUEST,
+                              "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.")
             if group is None:
                 group = self.groups[group_id] = ConsumerGroup(group_id)
             if req.server_assignor is not None:
@@ -221,8 +241,8 @@ class ConsumerGroupCoordinator:
                     member_id = member_id or _new_member_id()
                     member = group.members[member_id] = ConsumerMember(
                         member_id, req.instance_id, req.rack_id, client_id, client_host, req.rebalance_timeout_ms)
-                    group.group_epoch += 1
-                    log.info("group %s: member %s joined (epoch %d)", group_id, member_id, group.group_epoch)
+                    changed = True
+                    log.info("group %s: member %s joined", group_id, member_id)
             member.last_sent = None  # a (re)joining member always gets its assignment
         else:
             if group is None or member_id not in group.members:
@@ -236,6 +256,11 @@ class ConsumerGroupCoordinator:
             member.rebalance_timeout_ms = req.rebalance_timeout_ms
         if req.subscribed_topic_names is not None and sorted(req.subscribed_topic_names) != sorted(member.subscribed):
             member.subscribed = list(req.subscribed_topic_names)
+            changed = True
+        if req.subscribed_topic_regex is not None and (req.subscribed_topic_regex or None) != member.regex:
+            member.regex = req.subscribed_topic_regex or None  # "" clears it, as Kafka
+            changed = True
+        if changed:  # one heartbeat that changes the group bumps its epoch once, as Kafka's
             group.group_epoch += 1
         self._refresh_target(group)
         owned = None
@@ -260,8 +285,25 @@ class ConsumerGroupCoordinator:
 
     # ------------------------------------------------------------------ assignment
 
+    def _pattern(self, regex: str) -> Any:
+        """RE2 (the syntax of Kafka's RE2/J), compiled once per expression."""
+        pattern = self._patterns.get(regex)
+        if pattern is None:
+            pattern = self._patterns[regex] = re2.compile(regex, _RE2_OPTIONS)
+        return pattern
+
+    def _subscription(self, member: ConsumerMember, topics: list[str]) -> set[str]:
+        """Named topics plus those the member's regex matches in full (Kafka resolves it broker-side)."""
+        out = set(member.subscribed)
+        if member.regex:
+            pattern = self._pattern(member.regex)
+            out.update(t for t in topics if pattern.fullmatch(t))
+        return out
+
     def _refresh_target(self, group: ConsumerGroup) -> None:
-        subscribed = sorted({t for m in group.members.values() for t in m.subscribed})
+        topics = sorted(self._list_topics()) if any(m.regex for m in group.members.values()) else []
+        subscriptions = {m.member_id: self._subscription(m, topics) for m in group.members.values()}
+        subscribed = sorted(set().union(*subscriptions.values()))
         topology = tuple((t, self._topics(t)) for t in subscribed)
         if topology != group.topology:  # a subscribed topic appeared, vanished or grew
             group.topology = topology
@@ -269,7 +311,6 @@ class ConsumerGroupCoordinator:
         if group.group_epoch <= group.assignment_epoch:
             return
         partitions = {t: info[1] for t, info in topology if info is not None}
-        subscriptions = {m.member_id: set(m.subscribed) for m in group.members.values()}
         group.target = ASSIGNORS[group.assignor](subscriptions, partitions, group.target)
         group.assignment_epoch = group.group_epoch
         log.info("group %s: target assignment at epoch %d", group.group_id, group.assignment_epoch)
@@ -358,7 +399,8 @@ class ConsumerGroupCoordinator:
             return out
         members = tuple(ConsumerMemberDescription(
             m.member_id, m.instance_id, m.rack_id, m.member_epoch, m.client_id, m.client_host, m.subscribed,
-            described(m.assigned), described(group.target.get(m.member_id, {}))) for m in group.members.values())
+            described(m.assigned), described(group.target.get(m.member_id, {})), m.regex)
+            for m in group.members.values())
         return ConsumerGroupDescription(ErrorCode.NONE, None, group_id, group.state, group.group_epoch,
                                         group.assignment_epoch, group.assignor, members)
 

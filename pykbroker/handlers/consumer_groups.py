@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..coordinator.consumer_group import ConsumerHeartbeat, DescribedPartitions
+from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
 from .registry import RequestContext, authorized_operations, handles
 
@@ -12,11 +13,17 @@ if TYPE_CHECKING:
     from ..broker import Broker
 
 
-@handles("CONSUMER_GROUP_HEARTBEAT", 0, 0)
+# v1 (Kafka 4, KIP-848 GA): SubscribedTopicRegex, resolved by the broker; the client chooses its
+# member id (KIP-1082), so a join without one is refused.
+@handles("CONSUMER_GROUP_HEARTBEAT", 0, 1)
 async def consumer_group_heartbeat(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    if ctx.api_version >= 1 and not req.member_id:
+        return Msg(throttle_time_ms=0, error_code=ErrorCode.INVALID_REQUEST, error_message="MemberId can't be empty.",
+                   member_id=None, member_epoch=-1, heartbeat_interval_ms=0, assignment=None)
     owned = None if req.topic_partitions is None else {tp.topic_id: list(tp.partitions) for tp in req.topic_partitions}
     call = ConsumerHeartbeat(req.group_id, req.member_id, req.member_epoch, req.instance_id, req.rack_id,
-                             req.rebalance_timeout_ms, req.subscribed_topic_names, req.server_assignor, owned)
+                             req.rebalance_timeout_ms, req.subscribed_topic_names, req.server_assignor, owned,
+                             req.get("subscribed_topic_regex"))
     r = broker.consumer_groups.heartbeat(call, ctx.client_id or "", ctx.client_host)
     assignment = None if r.assignment is None else {
         "topic_partitions": [{"topic_id": t, "partitions": p} for t, p in r.assignment.items()]}
@@ -44,7 +51,7 @@ async def consumer_group_describe(broker: "Broker", ctx: RequestContext, req: Ms
             "group_epoch": d.group_epoch, "assignment_epoch": d.assignment_epoch, "assignor_name": d.assignor,
             "members": [{"member_id": m.member_id, "instance_id": m.instance_id, "rack_id": m.rack_id,
                          "member_epoch": m.member_epoch, "client_id": m.client_id, "client_host": m.client_host,
-                         "subscribed_topic_names": m.subscribed, "subscribed_topic_regex": None,
+                         "subscribed_topic_names": m.subscribed, "subscribed_topic_regex": m.regex,
                          "assignment": _partitions(m.assignment), "target_assignment": _partitions(m.target),
                          "member_type": CONSUMER_MEMBER}
                         for m in d.members],

@@ -27,11 +27,7 @@ def _partition(broker: "Broker", topic: str, p: Msg) -> dict[str, Any]:
     if partition is None:
         out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return out
-    current = p.get("current_leader_epoch", -1)
-    if current > partition.leader_epoch:
-        out["error_code"] = ErrorCode.UNKNOWN_LEADER_EPOCH
-    elif 0 <= current < partition.leader_epoch:
-        out["error_code"] = ErrorCode.FENCED_LEADER_EPOCH
-    else:
+    out["error_code"] = partition.check_leader_epoch(p.get("current_leader_epoch", -1))
+    if not out["error_code"]:
         out["leader_epoch"], out["end_offset"] = partition.epoch_end_offset(p.leader_epoch)
     return out

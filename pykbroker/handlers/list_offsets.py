@@ -32,12 +32,8 @@ def _partition(broker: "Broker", topic: str, p: Msg, v: int, isolation: int) -> 
     if partition is None:
         out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return out
-    current = p.get("current_leader_epoch", -1)
-    if current > partition.leader_epoch:
-        out["error_code"] = ErrorCode.UNKNOWN_LEADER_EPOCH  # the client knows a newer leader than us
-        return out
-    if 0 <= current < partition.leader_epoch:
-        out["error_code"] = ErrorCode.FENCED_LEADER_EPOCH
+    out["error_code"] = partition.check_leader_epoch(p.get("current_leader_epoch", -1))
+    if out["error_code"]:
         return out
     out["leader_epoch"] = partition.leader_epoch
     found = partition.fetch_offset_by_timestamp(p.timestamp, isolation)

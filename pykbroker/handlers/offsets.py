@@ -16,14 +16,14 @@ if TYPE_CHECKING:
 OFFSET_METADATA_MAX_BYTES = 4096  # Kafka's offset.metadata.max.bytes
 
 
-@handles("OFFSET_COMMIT", 0, 9)
-async def offset_commit(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
-    code = broker.groups.commit_check(req.group_id, req.get("member_id", ""), req.get("group_instance_id"),
-                                      req.get("generation_id_or_member_epoch", -1), ctx.api_version)
+def offsets_to_commit(broker: "Broker", topics: list[Msg], code: ErrorCode = ErrorCode.NONE
+                      ) -> tuple[dict[tuple[str, int], CommittedOffset], dict[tuple[str, int], ErrorCode]]:
+    """OffsetCommit's and TxnOffsetCommit's per-partition checks: (offsets accepted, errors of the
+    others). With a group-level `code`, every partition gets it."""
     now = int(time.time() * 1000)
     accepted: dict[tuple[str, int], CommittedOffset] = {}
     codes: dict[tuple[str, int], ErrorCode] = {}
-    for t in req.topics:
+    for t in topics:
         for p in t.partitions:
             key = (t.name, p.partition_index)
             metadata = p.committed_metadata or ""
@@ -35,6 +35,14 @@ async def offset_commit(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
                 codes[key] = ErrorCode.OFFSET_METADATA_TOO_LARGE
             else:
                 accepted[key] = CommittedOffset(p.committed_offset, p.get("committed_leader_epoch", -1), metadata, now)
+    return accepted, codes
+
+
+@handles("OFFSET_COMMIT", 0, 9)
+async def offset_commit(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    code = broker.groups.commit_check(req.group_id, req.get("member_id", ""), req.get("group_instance_id"),
+                                      req.get("generation_id_or_member_epoch", -1), ctx.api_version)
+    accepted, codes = offsets_to_commit(broker, req.topics, code)
     if not code:
         written = broker.groups.commit(req.group_id, accepted)
         codes.update({key: written for key in accepted})

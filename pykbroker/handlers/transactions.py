@@ -7,14 +7,12 @@ translates requests into their calls and their answers into responses, as KafkaA
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
-from ..coordinator.offsets_schema import CommittedOffset
 from ..coordinator.transaction_log import TxnState
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
-from .offsets import OFFSET_METADATA_MAX_BYTES
+from .offsets import offsets_to_commit
 from .registry import RequestContext, handles
 
 if TYPE_CHECKING:
@@ -94,19 +92,7 @@ async def txn_offset_commit(broker: "Broker", ctx: RequestContext, req: Msg) -> 
     code, verified = broker.txns.verify_partitions(req.transactional_id, req.producer_id, req.producer_epoch,
                                                    [offsets_partition])
     code = code or verified.get(offsets_partition, ErrorCode.NONE)
-    now = int(time.time() * 1000)
-    accepted: dict[tuple[str, int], CommittedOffset] = {}
-    codes: dict[tuple[str, int], ErrorCode] = {}
-    for t in req.topics:
-        for p in t.partitions:
-            key = (t.name, p.partition_index)
-            metadata = p.committed_metadata or ""
-            if broker.partition(t.name, p.partition_index) is None:
-                codes[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            elif len(metadata.encode()) > OFFSET_METADATA_MAX_BYTES:
-                codes[key] = ErrorCode.OFFSET_METADATA_TOO_LARGE
-            else:
-                accepted[key] = CommittedOffset(p.committed_offset, p.get("committed_leader_epoch", -1), metadata, now)
+    accepted, codes = offsets_to_commit(broker, req.topics)
     if not code:
         code = broker.groups.txn_commit(req.group_id, req.producer_id, req.producer_epoch, req.get("member_id", ""),
                                         req.get("group_instance_id"), req.get("generation_id_or_member_epoch", -1), accepted)
