@@ -183,6 +183,8 @@ class BrokerConfig:
     log_config: LogConfig = LogConfig()
     #: Kafka config names given but without effect here (warned about once at start-up).
     ignored: tuple[str, ...] = ()
+    #: The broker-level log settings as given (log.retention.hours, ...): topic defaults' synonyms.
+    log_props: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -236,7 +238,7 @@ class BrokerConfig:
             log_config = LogConfig.from_broker_configs(log_props)
         except InvalidConfigError as e:
             raise ConfigError(str(e)) from None
-        return cls(values, log_config, tuple(no_effect_keys(raw)))
+        return cls(values, log_config, tuple(no_effect_keys(raw)), log_props)
 
 
 def parse_listeners(text: str) -> list[tuple[str, str, int]]:

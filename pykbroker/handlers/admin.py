@@ -7,7 +7,8 @@ from functools import partial
 
 from typing import TYPE_CHECKING, Any
 
-from ..config import SETTINGS
+from ..config import SETTINGS, kafka_broker_configs
+from ..log.config import kafka_topic_configs, topic_config_synonyms
 from ..log.errors import (
     InvalidConfigError,
     InvalidPartitionsError,
@@ -65,10 +66,35 @@ async def create_partitions(broker: "Broker", ctx: RequestContext, req: Msg) -> 
     return Msg(throttle_time_ms=0, results=results)
 
 
-def _config_entry(name: str, value: str | None, source: int, v: int) -> dict[str, Any]:
+#: DescribeConfigs' config_type codes, by Kafka's ConfigDef type name.
+CONFIG_TYPES = {"BOOLEAN": 1, "STRING": 2, "INT": 3, "SHORT": 4, "LONG": 5, "DOUBLE": 6, "LIST": 7, "CLASS": 8,
+                "PASSWORD": 9}
+
+
+def _config_entry(name: str, value: str | None, source: int, kafka_type: str | None = None,
+                  synonyms: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"name": name, "value": value, "read_only": False, "is_default": source == DEFAULT_CONFIG,
-            "config_source": source, "is_sensitive": False, "synonyms": [], "config_type": 0,
-            "documentation": None}
+            "config_source": source, "is_sensitive": False, "synonyms": synonyms or [],
+            "config_type": CONFIG_TYPES.get(kafka_type or "", 0), "documentation": None}
+
+
+def _topic_config_entry(broker: "Broker", info: Any, name: str, value: str, include_synonyms: bool) -> dict[str, Any]:
+    """As Kafka's ConfigHelper: the source is the most specific place the value comes from (the
+    topic's override, a broker setting, or the default), and the synonyms list each of them."""
+    synonyms = []
+    if name in info.configs:
+        synonyms.append({"name": name, "value": info.configs[name], "source": TOPIC_CONFIG})
+    broker_keys = topic_config_synonyms(name)
+    for key in broker_keys:
+        if key in broker.config.log_props:
+            synonyms.append({"name": key, "value": broker.config.log_props[key], "source": STATIC_BROKER_CONFIG})
+    defaults = kafka_broker_configs()
+    if broker_keys and broker_keys[-1] in defaults and defaults[broker_keys[-1]].get("default") is not None:
+        default = defaults[broker_keys[-1]]["default"]
+        synonyms.append({"name": broker_keys[-1], "value": _text(default), "source": DEFAULT_CONFIG})
+    source = synonyms[0]["source"] if synonyms else DEFAULT_CONFIG
+    kafka_type = kafka_topic_configs().get(name, {}).get("type")
+    return _config_entry(name, value, source, kafka_type, synonyms if include_synonyms else [])
 
 
 @handles("DESCRIBE_CONFIGS", 0, 4)
@@ -83,13 +109,13 @@ async def describe_configs(broker: "Broker", ctx: RequestContext, req: Msg) -> M
             if info is None:
                 out.update(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, error_message="no such topic")
             else:
-                out["configs"] = [_config_entry(k, v, TOPIC_CONFIG if k in info.configs else DEFAULT_CONFIG,
-                                                ctx.api_version)
+                synonyms = req.get("include_synonyms", False)
+                out["configs"] = [_topic_config_entry(broker, info, k, v, synonyms)
                                   for k, v in info.config.to_kafka_configs().items() if wanted is None or k in wanted]
         elif r.resource_type == BROKER_RESOURCE and r.resource_name in ("", str(broker.node_id)):
             out["configs"] = [_config_entry(s.key, _text(broker.config.get(s.key)),
                                             DEFAULT_CONFIG if broker.config.get(s.key) == s.default else STATIC_BROKER_CONFIG,
-                                            ctx.api_version)
+                                            kafka_broker_configs().get(s.key, {}).get("type"))
                               for s in SETTINGS if wanted is None or s.key in wanted]
         else:
             out.update(error_code=ErrorCode.INVALID_REQUEST,

@@ -354,8 +354,23 @@ class LogConfig:
             raise InvalidConfigError(msg) from None
 
 
+#: Broker configs that set a topic config's default, most specific first (Kafka's TopicConfigSynonyms).
+TOPIC_CONFIG_SYNONYMS: Final[dict[str, tuple[str, ...]]] = {
+    "retention.ms": ("log.retention.ms", "log.retention.minutes", "log.retention.hours"),
+    "segment.ms": ("log.roll.ms", "log.roll.hours"),
+    "segment.jitter.ms": ("log.roll.jitter.ms", "log.roll.jitter.hours"),
+}
+
+
 #: Kafka topic configs the log does not act on: accepted, validated, kept and described as strings.
 OTHER_TOPIC_CONFIGS: Final = tuple(sorted(set(kafka_topic_configs()) - set(LogConfig.kafka_names())))
+
+
+def topic_config_synonyms(name: str) -> tuple[str, ...]:
+    """The broker configs behind topic config `name`'s default (none for topic-only configs)."""
+    if name in TOPIC_CONFIG_SYNONYMS:
+        return TOPIC_CONFIG_SYNONYMS[name]
+    return tuple(b for b, t in BROKER_TO_TOPIC_CONFIG.items() if t == name)
 
 
 BROKER_TO_TOPIC_CONFIG: Final = {

@@ -68,3 +68,36 @@ def test_concurrent_incremental_alter_configs_of_one_topic_all_apply(kafka_broke
     described = admin.describe_configs([ConfigResource("TOPIC", topic_name)])
     configs = next(iter(described.values())).result(10)
     assert {k: configs[k].value for k in keys} == {k: str(100_000 + i) for i, k in enumerate(keys)}
+
+
+def test_describe_configs_reports_sources_synonyms_and_types(tmp_path) -> None:
+    """As Kafka: a topic config's source is where its value comes from (the topic's override, a broker
+    setting, or the default), the synonyms list each of those, and config_type says the type."""
+    from pykbroker.testing import running_broker
+    from pykbroker.wire_client import WireClient
+
+    with running_broker({"log.retention.hours": 24}, data_dir=tmp_path / "data") as broker:
+        client = WireClient(broker.bootstrap_servers)
+        try:
+            client.request(19, 7, {"topics": [{"name": "described", "num_partitions": 1, "replication_factor": 1,
+                                               "assignments": [], "configs": [{"name": "segment.ms", "value": "60000"}]}],
+                                   "timeout_ms": 5000, "validate_only": False})
+            r = client.request(32, 4, {"resources": [{"resource_type": 2, "resource_name": "described",
+                                                      "configuration_keys": None}],
+                                       "include_synonyms": True, "include_documentation": False})
+        finally:
+            client.close()
+    entries = {c.name: c for c in r.results[0].configs}
+
+    def synonyms(name: str) -> list[tuple[str, str, int]]:
+        return [(s.name, s.value, s.source) for s in entries[name].synonyms]
+
+    retention = entries["retention.ms"]
+    assert (retention.value, retention.config_source) == ("86400000", 4)
+    assert synonyms("retention.ms") == [("log.retention.hours", "24", 4), ("log.retention.hours", "168", 5)]
+    assert entries["segment.ms"].config_source == 1
+    assert synonyms("segment.ms") == [("segment.ms", "60000", 1), ("log.roll.hours", "168", 5)]
+    assert entries["segment.bytes"].config_source == 5
+    assert synonyms("segment.bytes") == [("log.segment.bytes", "1073741824", 5)]
+    assert (entries["segment.bytes"].config_type, entries["cleanup.policy"].config_type,
+            entries["preallocate"].config_type) == (3, 7, 1)  # INT, LIST, BOOLEAN
