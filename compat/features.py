@@ -21,6 +21,7 @@ FEATURES: dict[str, str] = {
     "seek-offset": "seek to an offset and read from there",
     "offsets-for-times": "first offset whose timestamp >= T",
     "idempotent-producer": "idempotent producer: contiguous offsets, no duplicates",
+    "transactions": "commit, abort, commit: read_committed skips the aborted records, markers take offsets",
     "group-commit-resume": "consumer group: subscribe, commit, a new member resumes at the commit",
     "group-list-describe": "list and describe consumer groups (admin API)",
 }

@@ -230,6 +230,10 @@ class BrokerConfig:
         parse_listener(values["listeners"])
         if values["advertised_listeners"]:
             parse_listener(values["advertised_listeners"])
+        queued, largest = values["queued_max_request_bytes"], values["socket_request_max_bytes"]
+        if 0 < queued < largest:  # Kafka's KafkaConfig check: one request must always fit
+            raise ConfigError(f"queued.max.request.bytes={queued} must be at least socket.request.max.bytes={largest} "
+                              "(or -1 for no limit)")
         try:
             parse_overrides(values["max_connections_per_ip_overrides"])
         except ValueError as e:

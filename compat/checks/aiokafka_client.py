@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable
 
-from .common import CheckSet, Ctx, Fail
+from .common import UNKNOWN_TOPIC_OR_PARTITION, CheckSet, Ctx, Fail, NotYet
 from .scenarios import Driver, Rec, register
 
 CLIENT = "aiokafka"
@@ -77,6 +77,8 @@ class AiokafkaDriver(Driver):
         async def use(admin):
             return await admin.describe_topics([topic])
         [desc] = self._with_admin(ctx, use)
+        if desc.get("error_code", 0) == UNKNOWN_TOPIC_OR_PARTITION:
+            raise NotYet(f"describe {topic}: UNKNOWN_TOPIC_OR_PARTITION")  # not propagated yet: wait_until retries
         if desc.get("error_code", 0):
             raise Fail(f"describe {topic}: error code {desc['error_code']}")
         return len(desc["partitions"])
@@ -115,7 +117,7 @@ class AiokafkaDriver(Driver):
                 await consumer.stop()
         return _run(ctx, go())
 
-    def consume(self, ctx, topic, starts, count):
+    def consume(self, ctx, topic, starts, count, *, read_committed=False):
         async def use(consumer):
             tps = {p: TopicPartition(topic, p) for p in starts}
             consumer.assign(list(tps.values()))
@@ -125,7 +127,28 @@ class AiokafkaDriver(Driver):
                 else:
                     consumer.seek(tps[p], offset)
             return await _poll(ctx, consumer, count)
-        return self._with_consumer(ctx, use)
+        return self._with_consumer(ctx, use,
+                                   isolation_level="read_committed" if read_committed else "read_uncommitted")
+
+    def transactional_produce(self, ctx, topic, transactional_id, transactions):
+        async def go():
+            producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, transactional_id=transactional_id,
+                                        enable_idempotence=True, linger_ms=5, request_timeout_ms=_ms(ctx, 20),
+                                        client_id="compat-aiokafka")
+            await producer.start()  # InitProducerId for the transactional id
+            try:
+                for records, commit in transactions:
+                    await producer.begin_transaction()
+                    futures = [await producer.send(topic, value=r.value, key=r.key, partition=r.partition)
+                               for r in records]
+                    await asyncio.gather(*futures)  # acked before the end: aborted records are in the log too
+                    if commit:
+                        await producer.commit_transaction()
+                    else:
+                        await producer.abort_transaction()
+            finally:
+                await producer.stop()
+        _run(ctx, go())
 
     def end_offsets(self, ctx, topic, partitions):
         async def use(consumer):

@@ -11,7 +11,16 @@ from typing import Callable, Iterable
 from ..features import FEATURES
 from ..result import Fail, Skip
 
-__all__ = ["Ctx", "CheckSet", "Fail", "Skip", "expect", "value_for", "wait_until", "digest", "T0_MS"]
+__all__ = ["Ctx", "CheckSet", "Fail", "Skip", "NotYet", "UNKNOWN_TOPIC_OR_PARTITION", "expect", "value_for", "wait_until", "digest", "T0_MS"]
+
+UNKNOWN_TOPIC_OR_PARTITION = 3
+
+
+class NotYet(RuntimeError):
+    """Retryable: the broker does not know about it yet. Apache Kafka answers CreateTopics once the controller
+    has committed the topic; the broker serving the next request may learn of it a moment later, so a describe
+    right after a create can get UNKNOWN_TOPIC_OR_PARTITION. wait_until retries this, as Kafka's clients do."""
+
 
 # Timestamps used by offsets-for-times checks: an hour ago, whole seconds (inside any retention).
 T0_MS = (int(time.time()) - 3600) * 1000
@@ -42,6 +51,9 @@ class Ctx:
         name = self._name("g")
         self.groups.append(name)
         return name
+
+    def transactional_id(self) -> str:
+        return self._name("txn")
 
     def remaining(self, cap: float | None = None) -> float:
         left = max(0.1, self.deadline - time.monotonic())

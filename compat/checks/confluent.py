@@ -109,14 +109,41 @@ class ConfluentDriver(Driver):
         conf.update(extra)
         return Consumer(conf)
 
-    def consume(self, ctx, topic, starts, count):
-        consumer = self._consumer(ctx)
+    def consume(self, ctx, topic, starts, count, *, read_committed=False):
+        # explicit: librdkafka's default is read_committed
+        consumer = self._consumer(ctx, **{"isolation.level": "read_committed" if read_committed else "read_uncommitted"})
         try:
             consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING if o is None else o)
                              for p, o in starts.items()])
             return _poll(ctx, consumer, count)
         finally:
             consumer.close()
+
+    def transactional_produce(self, ctx, topic, transactional_id, transactions):
+        producer = Producer({"bootstrap.servers": ctx.bootstrap, "transactional.id": transactional_id,
+                             "linger.ms": 5, "client.id": "compat-confluent",
+                             "message.timeout.ms": int(ctx.remaining(30) * 1000)})
+        errors: list[str] = []
+
+        def report(err, msg) -> None:
+            if err is not None:
+                errors.append(str(err))
+
+        producer.init_transactions(ctx.remaining(30))
+        for records, commit in transactions:
+            producer.begin_transaction()
+            for r in records:
+                kwargs = {"value": r.value, "key": r.key, "on_delivery": report}
+                if r.partition is not None:
+                    kwargs["partition"] = r.partition
+                producer.produce(topic, **kwargs)
+            left = producer.flush(ctx.remaining(30))  # acked before the end: aborted records are in the log too
+            if left or errors:
+                raise Fail(f"transactional produce: {left} records not delivered, errors {errors[:3]}")
+            if commit:
+                producer.commit_transaction(ctx.remaining(30))
+            else:
+                producer.abort_transaction(ctx.remaining(30))
 
     def end_offsets(self, ctx, topic, partitions):
         consumer = self._consumer(ctx)

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import CheckSet, Ctx, Fail, expect, wait_until
+from .common import CheckSet, Ctx, Fail, NotYet, expect, wait_until
 
 CLIENT = "java"
 
@@ -197,6 +197,19 @@ checks.not_supported("KafkaCheck has no option to send record headers", "headers
 checks.not_supported("KafkaCheck has no seek command", "seek-offset")
 checks.not_supported("KafkaCheck has no offsets-for-times command", "offsets-for-times")
 checks.not_supported("KafkaCheck has no group listing command", "group-list-describe")
+checks.not_supported("KafkaCheck has no transactional producer", "transactions")
+
+
+def _describe_when_known(ctx: Ctx, topic: str) -> dict:
+    """describe-topic, retried while the broker answers UnknownTopicOrPartition (see common.NotYet)."""
+    def describe() -> dict:
+        result = kafkacheck(ctx, "admin", "describe-topic", topic, check=False, cap=20)
+        if not result.get("ok") and "UnknownTopicOrPartition" in str(result.get("error")):
+            raise NotYet(f"describe-topic {topic}: {result.get('error')}")
+        if not result.get("ok"):
+            raise Fail(f"KafkaCheck admin describe-topic: {result.get('error', '?')}"[:500])
+        return result
+    return wait_until(ctx, describe, f"{topic} to be described", cap=30)
 
 
 @checks.feature("metadata")
@@ -215,7 +228,7 @@ def metadata(ctx: Ctx) -> None:
 @checks.feature("admin-topics")
 def admin_topics(ctx: Ctx) -> None:
     topic = _create(ctx, 3, with_java=True)
-    described = kafkacheck(ctx, "admin", "describe-topic", topic, cap=20)
+    described = _describe_when_known(ctx, topic)
     expect(described["partition_count"] == 3, f"described {described['partition_count']} partitions, created 3")
     expect(all(p["leader"] is not None for p in described["partitions"]), "a partition has no leader")
     kafkacheck(ctx, "admin", "delete-topic", topic, cap=20)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from .common import CheckSet, Ctx, Fail, Skip
+from .common import UNKNOWN_TOPIC_OR_PARTITION, CheckSet, Ctx, Fail, NotYet, Skip
 from .scenarios import Driver, Rec, register
 
 CLIENT = "kafka-python"
@@ -70,6 +70,8 @@ class KafkaPythonDriver(Driver):
             [desc] = admin.describe_topics([topic])
         finally:
             admin.close()
+        if desc.get("error_code", 0) == UNKNOWN_TOPIC_OR_PARTITION:
+            raise NotYet(f"describe {topic}: UNKNOWN_TOPIC_OR_PARTITION")  # not propagated yet: wait_until retries
         if desc.get("error_code", 0):
             raise Fail(f"describe {topic}: error code {desc['error_code']}")
         return len(desc["partitions"])
@@ -96,8 +98,8 @@ class KafkaPythonDriver(Driver):
         return KafkaConsumer(bootstrap_servers=ctx.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100,
                              request_timeout_ms=_ms(ctx, 30) + 1000, client_id="compat-kafka-python", **extra)
 
-    def consume(self, ctx, topic, starts, count):
-        consumer = self._consumer(ctx)
+    def consume(self, ctx, topic, starts, count, *, read_committed=False):
+        consumer = self._consumer(ctx, isolation_level="read_committed" if read_committed else "read_uncommitted")
         try:
             tps = {p: TopicPartition(topic, p) for p in starts}
             consumer.assign(list(tps.values()))
@@ -109,6 +111,25 @@ class KafkaPythonDriver(Driver):
             return _poll(ctx, consumer, count)
         finally:
             consumer.close()
+
+    def transactional_produce(self, ctx, topic, transactional_id, transactions):
+        producer = KafkaProducer(bootstrap_servers=ctx.bootstrap, transactional_id=transactional_id,
+                                 enable_idempotence=True, acks="all", linger_ms=5, request_timeout_ms=_ms(ctx, 20),
+                                 max_block_ms=_ms(ctx, 30), client_id="compat-kafka-python")
+        try:
+            producer.init_transactions()
+            for records, commit in transactions:
+                producer.begin_transaction()
+                futures = [producer.send(topic, value=r.value, key=r.key, partition=r.partition) for r in records]
+                producer.flush(timeout=ctx.remaining(30))
+                for f in futures:
+                    f.get(timeout=ctx.remaining(5))  # acked before the end: aborted records are in the log too
+                if commit:
+                    producer.commit_transaction()
+                else:
+                    producer.abort_transaction()
+        finally:
+            producer.close(timeout=2)
 
     def end_offsets(self, ctx, topic, partitions):
         consumer = self._consumer(ctx)
@@ -162,7 +183,7 @@ class KafkaPythonDriver(Driver):
             while not consumer.assignment() and time.monotonic() < deadline:
                 consumer.poll(timeout_ms=200)
             if not consumer.assignment():
-                raise Fail("the member got no assignment")
+                raise Fail(f"the member got no assignment ({_group_state(consumer, topic)})")
             listed = any(_group_id(g) == group for g in admin.list_groups())
             described = admin.describe_groups([group])
             # kafka-python 3 answers {group_id: {...}}; older versions a list of group tuples
@@ -172,6 +193,17 @@ class KafkaPythonDriver(Driver):
         finally:
             admin.close()
             consumer.close()
+
+
+def _group_state(consumer: "KafkaConsumer", topic: str) -> str:
+    """What the consumer knows, for a failure message (private attributes: best effort)."""
+    try:
+        coordinator = consumer._coordinator
+        known = topic in consumer._client.cluster.topics()
+        return (f"coordinator {coordinator.coordinator_id}, state {coordinator.state}, "
+                f"generation {coordinator._generation}, topic in its metadata: {known}")
+    except Exception as e:
+        return f"state unknown: {type(e).__name__}"
 
 
 def _group_id(g: object) -> str:

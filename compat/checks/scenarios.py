@@ -47,8 +47,16 @@ class Driver:
         """Sends all records, waits for them; (partition, offset) per record, offset -1 when unknown."""
         raise NotImplementedError
 
-    def consume(self, ctx: Ctx, topic: str, starts: dict[int, int | None], count: int) -> list[Rec]:
-        """Assigns the partitions of `starts` (seeking to each offset, None = beginning), reads `count`."""
+    def consume(self, ctx: Ctx, topic: str, starts: dict[int, int | None], count: int, *,
+                read_committed: bool = False) -> list[Rec]:
+        """Assigns the partitions of `starts` (seeking to each offset, None = beginning), reads `count`
+        (isolation level read_uncommitted, or read_committed)."""
+        raise NotImplementedError
+
+    def transactional_produce(self, ctx: Ctx, topic: str, transactional_id: str,
+                              transactions: Sequence[tuple[Sequence[Rec], bool]]) -> None:
+        """One transactional producer: for each (records, commit) begins a transaction, sends the records
+        and waits for their acks, then commits (True) or aborts (False) it."""
         raise NotImplementedError
 
     def end_offsets(self, ctx: Ctx, topic: str, partitions: Sequence[int]) -> dict[int, int]:
@@ -261,6 +269,30 @@ def register(checks: CheckSet, driver: Driver) -> None:
             rec.partition = 0
         _check_acked(driver.produce(ctx, topic, sent, idempotent=True), 0)
         _check_round_trip(driver.consume(ctx, topic, {0: BEGINNING}, len(sent)), sent)
+
+    @checks.feature("transactions")
+    def transactions(ctx: Ctx) -> None:
+        topic = ctx.topic()
+        driver.create_topic(ctx, topic, 1)
+        n = 10
+
+        def records(tag: bytes) -> list[Rec]:
+            return [Rec(value=b"%s-%03d" % (tag, i), key=b"k%d" % i, partition=0) for i in range(n)]
+
+        first, aborted, last = records(b"commit-1"), records(b"abort"), records(b"commit-2")
+        driver.transactional_produce(ctx, topic, ctx.transactional_id(), [(first, True), (aborted, False),
+                                                                          (last, True)])
+        # Each transaction ends with a control record (its COMMIT or ABORT marker), which takes an offset
+        # and is never handed to the application: 0-9 first, 10 marker, 11-20 aborted, 21 marker, 22-31 last.
+        committed = driver.consume(ctx, topic, {0: BEGINNING}, 2 * n, read_committed=True)
+        _check_round_trip(committed[:n], first)
+        _check_round_trip(committed[n:], last, offsets_from=2 * n + 2)
+        everything = driver.consume(ctx, topic, {0: BEGINNING}, 3 * n)
+        _check_round_trip(everything[:n], first)
+        _check_round_trip(everything[n:2 * n], aborted, offsets_from=n + 1)
+        _check_round_trip(everything[2 * n:], last, offsets_from=2 * n + 2)
+        ends = driver.end_offsets(ctx, topic, [0])
+        expect(ends == {0: 3 * n + 3}, f"end offsets {ends}, want {{0: {3 * n + 3}}} (30 records, 3 markers)")
 
     @checks.feature("group-commit-resume")
     def group_commit_resume(ctx: Ctx) -> None:

@@ -144,8 +144,8 @@ async def _answer(frame: memoryview, dispatch: Dispatch, info: ConnectionInfo,
         if h.api_key != API_VERSIONS:
             raise
         # KIP-511: answer an ApiVersions of unknown version with a v0 response carrying
-        # UNSUPPORTED_VERSION and, as Kafka does, only ApiVersions' own range: the client retries
-        # with a version we know (franz-go takes a full list as final and skips that retry).
+        # UNSUPPORTED_VERSION and, as Apache Kafka does, only ApiVersions' own range: the
+        # client retries with a version it and we both know, then learns the other ranges.
         fallback = await dispatch(Request(h._replace(api_version=0), Msg()), info)
         assert fallback is not None
         fallback["error_code"] = ErrorCode.UNSUPPORTED_VERSION

@@ -155,8 +155,9 @@ def test_max_connections_stops_accepting_until_one_closes() -> None:
         b.close()
 
 
-def test_frames_larger_than_the_request_pool_are_served_one_at_a_time() -> None:
-    with running_broker({"queued.max.request.bytes": 1000}) as broker:
+def test_frames_that_fill_the_request_pool_are_served_one_at_a_time() -> None:
+    # ~10 KB frames from 4 clients into a pool that holds one (Kafka requires it to hold the largest).
+    with running_broker({"queued.max.request.bytes": 12000, "socket.request.max.bytes": 12000}) as broker:
         results: list[int] = []
 
         def client() -> None:

@@ -52,3 +52,10 @@ def test_every_listener_is_checked_and_the_first_plaintext_one_is_served() -> No
         BrokerConfig.from_mapping({"listeners": "PLAINTEXT://127.0.0.1:9092,CONTROLLER://nohost"})
     with pytest.raises(ConfigError, match="only PLAINTEXT"):
         BrokerConfig.from_mapping({"listeners": "SSL://127.0.0.1:9093"})
+
+
+def test_queued_request_bytes_must_hold_the_largest_request() -> None:
+    with pytest.raises(ConfigError, match="queued.max.request.bytes=1000 must be at least socket.request.max.bytes"):
+        BrokerConfig.from_mapping({"queued.max.request.bytes": "1000", "socket.request.max.bytes": "2000"})
+    assert BrokerConfig.from_mapping({"queued.max.request.bytes": "2000", "socket.request.max.bytes": "2000"})
+    assert BrokerConfig.from_mapping({"queued.max.request.bytes": "-1"})
