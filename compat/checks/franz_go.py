@@ -138,9 +138,17 @@ class FranzGoDriver(Driver):
                          compression=compression, idempotent=idempotent)
         return [(p, o) for p, o in out["acked"]]
 
-    def consume(self, ctx: Ctx, topic: str, starts: dict[int, int | None], count: int) -> list[Rec]:
-        out = franzcheck(ctx, "consume", topic=topic, starts={str(p): o for p, o in starts.items()}, count=count)
+    def consume(self, ctx: Ctx, topic: str, starts: dict[int, int | None], count: int, *,
+                read_committed: bool = False) -> list[Rec]:
+        out = franzcheck(ctx, "consume", topic=topic, starts={str(p): o for p, o in starts.items()}, count=count,
+                         read_committed=read_committed)
         return [_from_json(r) for r in out["records"]]
+
+    def transactional_produce(self, ctx: Ctx, topic: str, transactional_id: str,
+                              transactions: Sequence[tuple[Sequence[Rec], bool]]) -> None:
+        franzcheck(ctx, "transactional-produce", topic=topic, transactional_id=transactional_id,
+                   transactions=[{"records": [_to_json(r) for r in recs], "commit": commit}
+                                 for recs, commit in transactions])
 
     def end_offsets(self, ctx: Ctx, topic: str, partitions: Sequence[int]) -> dict[int, int]:
         ends = franzcheck(ctx, "end-offsets", 20, topic=topic)["offsets"]

@@ -13,7 +13,8 @@
 //	describe-topic topic                            -> partitions, leaders
 //	delete-topics  topics[]
 //	produce        topic, records[], acks(all|1|0), compression, idempotent -> acked [[partition, offset]]
-//	consume        topic, starts{partition: offset|null}, count             -> records[]
+//	transactional-produce topic, transactional_id, transactions[{records[], commit}] (each: begin, send, end)
+//	consume        topic, starts{partition: offset|null}, count, read_committed -> records[]
 //	end-offsets    topic                            -> offsets{partition: end offset}
 //	offset-for-time topic, partition, timestamp     -> offset, timestamp (kadm's end-offset fallback: timestamp -1)
 //	group-consume  topic, group, count              -> records[], committed{partition: offset} (cooperative-sticky)
@@ -55,6 +56,15 @@ type params struct {
 	Count       int               `json:"count"`
 	Group       string            `json:"group"`
 	Timestamp   int64             `json:"timestamp"`
+	// transactional-produce and read_committed consume
+	TransactionalID string        `json:"transactional_id"`
+	Transactions    []transaction `json:"transactions"`
+	ReadCommitted   bool          `json:"read_committed"`
+}
+
+type transaction struct {
+	Records []record `json:"records"`
+	Commit  bool     `json:"commit"`
 }
 
 type header struct {
@@ -76,16 +86,17 @@ type result map[string]any
 type usageError struct{ error }
 
 var commands = map[string]func(context.Context, *params) (result, error){
-	"metadata":            metadata,
-	"create-topic":        createTopic,
-	"describe-topic":      describeTopic,
-	"delete-topics":       deleteTopics,
-	"produce":             produce,
-	"consume":             consume,
-	"end-offsets":         endOffsets,
-	"offset-for-time":     offsetForTime,
-	"group-consume":       groupConsume,
-	"group-list-describe": groupListDescribe,
+	"metadata":              metadata,
+	"create-topic":          createTopic,
+	"describe-topic":        describeTopic,
+	"delete-topics":         deleteTopics,
+	"produce":               produce,
+	"transactional-produce": transactionalProduce,
+	"consume":               consume,
+	"end-offsets":           endOffsets,
+	"offset-for-time":       offsetForTime,
+	"group-consume":         groupConsume,
+	"group-list-describe":   groupListDescribe,
 }
 
 func main() {
@@ -338,17 +349,31 @@ func produce(ctx context.Context, p *params) (result, error) {
 	if !p.Idempotent && p.Acks != "" && p.Acks != "all" && p.Acks != "-1" {
 		opts = append(opts, kgo.DisableIdempotentWrite())
 	}
-	if len(p.Records) > 0 && p.Records[0].Partition != nil {
-		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	}
-	cl, err := newClient(p, opts...)
+	cl, err := newClient(p, append(opts, partitioner(p.Records)...)...)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	acked := make([][2]int64, len(p.Records))
-	errs := make([]error, len(p.Records))
-	for i, r := range p.Records {
+	acked, err := send(ctx, cl, p.Records)
+	if err != nil {
+		return nil, err
+	}
+	return result{"acked": acked}, nil
+}
+
+// partitioner: records that name their partition go there; otherwise kgo's default (murmur2 of the key).
+func partitioner(recs []record) []kgo.Opt {
+	if len(recs) > 0 && recs[0].Partition != nil {
+		return []kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner())}
+	}
+	return nil
+}
+
+// send produces recs and waits for every ack: [partition, offset] per record, or the first failure.
+func send(ctx context.Context, cl *kgo.Client, recs []record) ([][2]int64, error) {
+	acked := make([][2]int64, len(recs))
+	errs := make([]error, len(recs))
+	for i, r := range recs {
 		rec := &kgo.Record{Key: r.Key, Value: r.Value}
 		for _, h := range r.Headers {
 			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
@@ -378,9 +403,42 @@ func produce(ctx context.Context, p *params) (result, error) {
 		}
 	}
 	if first != nil {
-		return result{"failed": failed}, fmt.Errorf("%d of %d records failed; first: %w", failed, len(errs), first)
+		return nil, fmt.Errorf("%d of %d records failed; first: %w", failed, len(errs), first)
 	}
-	return result{"acked": acked}, nil
+	return acked, nil
+}
+
+func transactionalProduce(ctx context.Context, p *params) (result, error) {
+	var all []record
+	for _, t := range p.Transactions {
+		all = append(all, t.Records...)
+	}
+	opts := append([]kgo.Opt{kgo.DefaultProduceTopic(p.Topic), kgo.TransactionalID(p.TransactionalID)},
+		partitioner(all)...)
+	cl, err := newClient(p, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ended := []bool{}
+	for i, t := range p.Transactions {
+		if err := cl.BeginTransaction(); err != nil {
+			return nil, fmt.Errorf("transaction %d: begin: %w", i, err)
+		}
+		// acked before the end, as the other clients do: aborted records are in the log too
+		if _, err := send(ctx, cl, t.Records); err != nil {
+			return nil, fmt.Errorf("transaction %d: %w", i, err)
+		}
+		end := kgo.TryAbort
+		if t.Commit {
+			end = kgo.TryCommit
+		}
+		if err := cl.EndTransaction(ctx, end); err != nil {
+			return nil, fmt.Errorf("transaction %d: end (commit %v): %w", i, t.Commit, err)
+		}
+		ended = append(ended, t.Commit)
+	}
+	return result{"ended": ended}, nil
 }
 
 // ---------------------------------------------------------------- consume (kgo)
@@ -440,7 +498,12 @@ func consume(ctx context.Context, p *params) (result, error) {
 			starts[int32(n)] = kgo.NewOffset().At(*at)
 		}
 	}
-	cl, err := newClient(p, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{p.Topic: starts}))
+	isolation := kgo.ReadUncommitted()
+	if p.ReadCommitted {
+		isolation = kgo.ReadCommitted()
+	}
+	cl, err := newClient(p, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{p.Topic: starts}),
+		kgo.FetchIsolationLevel(isolation))
 	if err != nil {
 		return nil, err
 	}
