@@ -26,7 +26,7 @@ FEATURES: dict[str, str] = {
     "group-list-describe": "list and describe consumer groups (admin API)",
 }
 
-CLIENTS: tuple[str, ...] = ("kafka-python", "confluent-kafka", "aiokafka", "java", "kcat")
+CLIENTS: tuple[str, ...] = ("kafka-python", "confluent-kafka", "aiokafka", "java", "java-4", "kcat", "franz-go")
 
 GROUP_FEATURES = tuple(f for f in FEATURES if f.startswith("group-"))
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")

@@ -13,7 +13,9 @@ MODULES = {
     "confluent-kafka": "compat.checks.confluent",
     "aiokafka": "compat.checks.aiokafka_client",
     "java": "compat.checks.java",
+    "java-4": "compat.checks.java4",
     "kcat": "compat.checks.kcat",
+    "franz-go": "compat.checks.franz_go",
 }
 
 

@@ -1,5 +1,5 @@
-"""The Apache Kafka Java client (kafka-clients 3.9), driven through the project's KafkaCheck CLI
-(tests/java/KafkaCheck.java, built by tests/tools/setup_java_client.sh into .tools/).
+"""The Apache Kafka Java client (kafka-clients 3.9; java4.py runs these checks with 4.4), driven through
+the project's KafkaCheck CLI (tests/java/KafkaCheck.java, built by tests/tools/setup_java_client.sh into .tools/).
 
 Topics for the checks are created (and deleted afterwards) with confluent-kafka's admin when it is
 importable, saving a JVM start each; metadata and admin-topics always use the Java admin.
@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from .common import CheckSet, Ctx, Fail, NotYet, expect, wait_until
@@ -29,9 +30,38 @@ JVM_OPTS = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:
 WATCHDOG_GRACE_S = 4  # KafkaCheck halts itself 3 s after --timeout-ms
 
 
-def _built() -> bool:
-    stamp = TOOLS_DIR / "java-classes" / "KafkaCheck.class"
-    if not stamp.is_file() or not all((TOOLS_DIR / "java-lib" / j).is_file() for j in JARS):
+@dataclass(frozen=True)
+class Build:
+    """KafkaCheck compiled against one kafka-clients version: a client column of its own."""
+
+    version: str                       # kafka-clients version
+    setup: Path                        # fetches the jars, compiles KafkaCheck (idempotent)
+    classes: Path                      # where the setup puts KafkaCheck.class
+    lib_dir: Path | None = None        # the jars, JARS in one folder (3.9.1 from the wheel) ...
+    classpath_file: Path | None = None  # ... or Maven's resolved classpath (4.x)
+    download: str = ""
+
+    def libs(self) -> list[str] | None:
+        """The jars' classpath entries; None while any is missing."""
+        if self.lib_dir is not None:
+            return [str(self.lib_dir / "*")] if all((self.lib_dir / j).is_file() for j in JARS) else None
+        assert self.classpath_file is not None
+        entries = self.classpath_file.read_text().split() if self.classpath_file.is_file() else []
+        entries = [e for line in entries for e in line.split(os.pathsep)]
+        return entries if entries and all(Path(e).is_file() for e in entries) else None
+
+
+KAFKA_4X = TOOLS_DIR / "kafka-clients-4.4.0"  # tests/tools/setup_kafka_messages.sh's Maven cache
+BUILDS = {
+    "java": Build("3.9.1", SETUP, TOOLS_DIR / "java-classes", lib_dir=TOOLS_DIR / "java-lib", download="~92 MB"),
+    "java-4": Build("4.4.0", SETUP.with_name("setup_java_client_4x.sh"), KAFKA_4X / "java-classes",
+                    classpath_file=KAFKA_4X / "classpath.txt", download="from Maven Central, needs mvn"),
+}
+
+
+def _built(build: Build = BUILDS[CLIENT]) -> bool:
+    stamp = build.classes / "KafkaCheck.class"
+    if not stamp.is_file() or build.libs() is None:
         return False
     return all(src.stat().st_mtime <= stamp.stat().st_mtime for src in SOURCES.rglob("*.java"))
 
@@ -45,32 +75,35 @@ def _missing_tools() -> str | None:
     return None
 
 
-def available() -> str | None:
+def available(build: Build = BUILDS[CLIENT]) -> str | None:
     reason = _missing_tools()
     if reason:
         return reason
-    if not _built():
-        return f"KafkaCheck not built: run {SETUP.relative_to(REPO_ROOT)} (fetches kafka-clients 3.9.1, ~92 MB)"
+    if not _built(build):
+        return (f"KafkaCheck not built: run {build.setup.relative_to(REPO_ROOT)} "
+                f"(fetches kafka-clients {build.version}, {build.download})")
     return None
 
 
-def prepare(timeout_s: float = 600) -> str | None:
+def prepare(timeout_s: float = 600, build: Build = BUILDS[CLIENT]) -> str | None:
     """Builds KafkaCheck when java/javac exist but it is not built yet (once, in the runner)."""
-    if _missing_tools() or _built():
+    if _missing_tools() or _built(build):
         return None
     env = dict(os.environ, PYKBROKER_TOOLS_DIR=str(TOOLS_DIR))
     try:
-        proc = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=timeout_s, env=env,
+        proc = subprocess.run(["bash", str(build.setup)], capture_output=True, text=True, timeout=timeout_s, env=env,
                               stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        return f"{SETUP.name} did not finish within {timeout_s} s"
-    if proc.returncode != 0 or not _built():
-        return f"{SETUP.name} failed (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-300:]}"
+        return f"{build.setup.name} did not finish within {timeout_s} s"
+    if proc.returncode == 3:  # a tool it needs (mvn) is missing: available() says so
+        return None
+    if proc.returncode != 0 or not _built(build):
+        return f"{build.setup.name} failed (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-300:]}"
     return None
 
 
-def version() -> str:
-    return "kafka-clients 3.9.1 (KafkaCheck)"
+def version(build: Build = BUILDS[CLIENT]) -> str:
+    return f"kafka-clients {build.version} (KafkaCheck)"
 
 
 def kafkacheck(ctx: Ctx, *args: object, check: bool = True, cap: float | None = None) -> dict:
@@ -78,7 +111,8 @@ def kafkacheck(ctx: Ctx, *args: object, check: bool = True, cap: float | None = 
     label = " ".join(map(str, args[:2])) if args[0] == "admin" else str(args[0])
     budget = ctx.remaining(cap)
     timeout_ms = max(1000, int((budget - WATCHDOG_GRACE_S) * 1000))
-    classpath = os.pathsep.join([str(TOOLS_DIR / "java-classes"), str(TOOLS_DIR / "java-lib" / "*")])
+    build = BUILDS[ctx.client]  # the column this check runs in picks the kafka-clients build
+    classpath = os.pathsep.join([str(build.classes), *(build.libs() or ())])
     cmd = ["java", *JVM_OPTS, "-cp", classpath, "KafkaCheck", *map(str, args),
            "--bootstrap", ctx.bootstrap, "--timeout-ms", str(timeout_ms)]
     try:

@@ -1,7 +1,8 @@
-// KafkaCheck: a small command-line driver for the Apache Kafka Java client (kafka-clients 3.9),
-// used by pykbroker's integration tests to check wire compatibility with the real Java client.
+// KafkaCheck: a small command-line driver for the Apache Kafka Java client (kafka-clients 3.9.1 and 4.4.0),
+// used by pykbroker's tests to check wire compatibility with the real Java client.
 //
-// Build: tests/tools/setup_java_client.sh   (fetches the jars, compiles into .tools/java-classes)
+// Build: tests/tools/setup_java_client.sh   (fetches the jars, compiles into .tools/java-classes;
+//        tests/tools/setup_java_client_4x.sh compiles it against kafka-clients 4.4.0)
 // Run:   java -cp '.tools/java-classes:.tools/java-lib/*' KafkaCheck <command> ...
 //
 // Commands (each prints exactly one JSON object on stdout, on success and on failure):
