@@ -18,17 +18,17 @@ if TYPE_CHECKING:
     from ..broker import Broker
 
 
-def _requested(broker: "Broker", topics: list[Msg] | None, field: str) -> list[tuple[str, list[int]]]:
+def _requested(broker: "Broker", topics: list[Msg] | None) -> list[tuple[str, list[int]]]:
     """(topic, partitions) asked for; None means every partition of every topic."""
     if topics is None:
         return [(t.name, list(range(t.partitions))) for t in broker.topics()]
-    return [(t.get("topic") or t.get("name"), list(t.get(field))) for t in topics]
+    return [(t.topic, list(t.partitions)) for t in topics]
 
 
 @handles("DESCRIBE_LOG_DIRS", 0, 4)
 async def describe_log_dirs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     topics = []
-    for name, partitions in _requested(broker, req.topics, "partitions"):
+    for name, partitions in _requested(broker, req.topics):
         sizes = [{"partition_index": p, "partition_size": part.log.size_in_bytes, "offset_lag": 0,
                   "is_future_key": False} for p in partitions if (part := broker.partition(name, p)) is not None]
         if sizes:
@@ -47,7 +47,7 @@ async def describe_log_dirs(broker: "Broker", ctx: RequestContext, req: Msg) -> 
 async def elect_leaders(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     results = []
     every = req.topic_partitions is None
-    for name, partitions in _requested(broker, req.topic_partitions, "partitions"):
+    for name, partitions in _requested(broker, req.topic_partitions):
         out = []
         for p in partitions:
             if broker.partition(name, p) is None:

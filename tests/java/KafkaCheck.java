@@ -11,6 +11,10 @@
 //   consume --bootstrap H:P --topic T --count N [--group G] [--from-beginning] [--poll-ms M]
 //   admin   --bootstrap H:P create-topic T [--partitions P] [--replication-factor R] [--if-not-exists]
 //   admin   --bootstrap H:P list-topics | describe-topic T | delete-topic T | describe-cluster | describe-features
+//   txn     --bootstrap H:P --topic T --transactional-id X [--plan commit:N,abort:N,...] [--fence]
+//           transactions on partition 0, records "<commit|abort>-<i>" sent synchronously (so an abort has
+//           records to hide); --fence then opens one more, starts a second producer with the same id and
+//           reports whether the first one's commit was fenced
 // Common options:
 //   --timeout-ms M   bound on the operation (default 30000); exceeded -> exit 3 (a watchdog halts the JVM
 //                    3 s later if the client itself is stuck)
@@ -73,7 +77,7 @@ public final class KafkaCheck {
     static final int EXIT_USAGE = 2;
     static final int EXIT_TIMEOUT = 3;
 
-    static final Set<String> FLAGS = Set.of("--from-beginning", "--if-not-exists", "--no-keys", "--help");
+    static final Set<String> FLAGS = Set.of("--from-beginning", "--if-not-exists", "--no-keys", "--help", "--fence");
 
     /** Thrown for bad command lines. */
     static final class UsageError extends RuntimeException {
@@ -328,6 +332,7 @@ public final class KafkaCheck {
                 case "produce": result = produce(a, timeoutMs); break;
                 case "consume": result = consume(a, timeoutMs); break;
                 case "admin": result = admin(a, timeoutMs); break;
+                case "txn": result = txn(a, timeoutMs); break;
                 default: throw new UsageError("unknown command '" + cmd + "'");
             }
             Map<String, Object> out = obj("ok", true, "op", currentOp);
@@ -352,6 +357,7 @@ public final class KafkaCheck {
         "       KafkaCheck consume --bootstrap H:P --topic T --count N [--group G] [--from-beginning]",
         "       KafkaCheck admin --bootstrap H:P create-topic T [--partitions P] [--replication-factor R] [--if-not-exists]",
         "       KafkaCheck admin --bootstrap H:P list-topics | describe-topic T | delete-topic T | describe-cluster",
+        "       KafkaCheck txn --bootstrap H:P --topic T --transactional-id X [--plan commit:N,abort:N,...] [--fence]",
         "  common: [--timeout-ms M (default 30000)] [--prop key=value ...]");
 
     static long remaining(long deadlineNanos) {
@@ -591,6 +597,64 @@ public final class KafkaCheck {
         } finally {
             // Bounded: the default close waits up to 30 s (e.g. to leave the group).
             consumer.close(Duration.ofMillis(Math.min(2000, remaining(deadline))));
+        }
+        return r;
+    }
+
+    // ------------------------------------------------------------------ transactions
+
+    static Map<String, Object> txn(Args a, long timeoutMs) throws Exception {
+        String topic = a.required("--topic");
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, a.required("--bootstrap"));
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.put(ProducerConfig.CLIENT_ID_CONFIG, "kafkacheck-txn");
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, a.required("--transactional-id"));
+        p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, String.valueOf(timeoutMs));
+        a.applyProps(p);
+        Map<String, Object> r = new LinkedHashMap<>();
+        int commits = 0, aborts = 0, sent = 0;
+        KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p);
+        try {
+            progress.set(obj("stage", "init"));
+            producer.initTransactions();
+            for (String step : a.get("--plan", "commit:1").split(",")) {
+                String[] kv = step.split(":");
+                boolean commit = kv[0].equals("commit");
+                producer.beginTransaction();
+                for (int i = 0; i < Integer.parseInt(kv[1]); i++) {
+                    byte[] value = (kv[0] + "-" + sent++).getBytes(StandardCharsets.UTF_8);
+                    producer.send(new ProducerRecord<>(topic, 0, null, value)).get(timeoutMs, TimeUnit.MILLISECONDS);
+                }
+                if (commit) {
+                    producer.commitTransaction();
+                    commits++;
+                } else {
+                    producer.abortTransaction();
+                    aborts++;
+                }
+                progress.set(obj("stage", "transactions", "commits", commits, "aborts", aborts));
+            }
+            r.put("commits", commits);
+            r.put("aborts", aborts);
+            if (a.flag("--fence")) {
+                producer.beginTransaction();
+                producer.send(new ProducerRecord<>(topic, 0, null, "zombie".getBytes(StandardCharsets.UTF_8)))
+                    .get(timeoutMs, TimeUnit.MILLISECONDS);
+                try (KafkaProducer<byte[], byte[]> second = new KafkaProducer<>(p)) {
+                    second.initTransactions();  // bumps the epoch: the first producer is now a zombie
+                    try {
+                        producer.commitTransaction();
+                        r.put("fenced", false);
+                    } catch (org.apache.kafka.common.KafkaException e) {
+                        r.put("fenced", true);
+                        r.put("fenced_by", e.getClass().getSimpleName());
+                    }
+                }
+            }
+        } finally {
+            producer.close(Duration.ofSeconds(2));
         }
         return r;
     }

@@ -84,3 +84,14 @@ def test_java4x_admin_describe_cluster(kafka_broker: RunningBroker, java4x, serv
     assert broker is not None
     assert out["cluster_id"] == broker.cluster_id and [n["id"] for n in out["nodes"]] == [broker.node_id]
     assert ("DESCRIBE_CLUSTER", 2) in served
+
+
+def test_java4x_transactions_commit_abort_and_fencing(kafka_broker: RunningBroker, java4x, served) -> None:
+    bs = kafka_broker.bootstrap_servers
+    topic = _topic("java4x-txn")
+    java4x(["admin", "--bootstrap", bs, "create-topic", topic, "--partitions", "1"])
+    r = java4x(["txn", "--bootstrap", bs, "--topic", topic, "--transactional-id", "java4x-txn",
+                "--plan", "commit:2,abort:2,commit:1", "--fence"])
+    assert (r["commits"], r["aborts"], r["fenced"]) == (2, 1, True)
+    # Kafka 4's client keeps to transactions v1 while transaction.version is 0 (EndTxn below v5).
+    assert {("END_TXN", v) for v in range(5)} & served and ("END_TXN", 5) not in served

@@ -93,3 +93,27 @@ def test_kcat_transactional_producer(kafka_broker: RunningBroker, kcat_client) -
     assert committed.splitlines() == [f"t{i}@{i}" for i in range(20)]
     partition = kafka_broker.broker.partition(topic, 0)
     assert partition.high_watermark == 21 and partition.last_stable_offset == 21  # the COMMIT marker is at 20
+
+
+def test_java_transactions_commit_abort_and_fencing(kafka_broker: RunningBroker, java_client) -> None:
+    """kafka-clients' transactional producer: commits are read_committed-visible, aborts are not, and a
+    second producer with the same transactional.id fences the first (ProducerFencedException)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    bs = kafka_broker.bootstrap_servers
+    topic = _topic("java-txn")
+    java_client(["admin", "--bootstrap", bs, "create-topic", topic, "--partitions", "1"])
+    r = java_client(["txn", "--bootstrap", bs, "--topic", topic, "--transactional-id", "java-txn",
+                     "--plan", "commit:3,abort:2,commit:1", "--fence"])
+    assert (r["commits"], r["aborts"], r["fenced"], r["fenced_by"]) == (2, 1, True, "ProducerFencedException")
+
+    def read(isolation: str) -> list[bytes]:
+        c = Consumer({"bootstrap.servers": bs, "group.id": f"java-txn-{isolation}", "isolation.level": isolation})
+        c.assign([TopicPartition(topic, 0, 0)])
+        got = [m.value() for m in c.consume(num_messages=20, timeout=5) if m.error() is None]
+        c.close()
+        return got
+
+    assert read("read_committed") == [b"commit-0", b"commit-1", b"commit-2", b"commit-5"]
+    assert read("read_uncommitted") == [b"commit-0", b"commit-1", b"commit-2", b"abort-3", b"abort-4", b"commit-5",
+                                        b"zombie"]
