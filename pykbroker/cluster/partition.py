@@ -124,22 +124,34 @@ class Partition:
         an OSError from the disk becomes KafkaStorageError and changes nothing.
         """
         headers = [h for _, h in iter_batches(records)]
-        async with self._write_lock:  # a roll below yields: check and append stay one step
-            await self._roll_ahead(len(records), headers)
-            original = self._check_producers(headers)
-            if original is not None:
-                return ProduceResult(original.first_offset, -1, self.log_start_offset, duplicate=True)
-            info = self._append(records, headers, strict=True)
-        await self._after_append(info)
-        return ProduceResult(info.first_offset, info.log_append_time, info.log_start_offset)
+        if self._write_lock.locked() or self._next_segment_base(len(records), headers) is not None:
+            async with self._write_lock:  # the roll below yields: check and append stay one step
+                await self._roll_ahead(len(records), headers)
+                result = self._check_and_append(records, headers)
+        else:  # no await between the check and the append: atomic as it is (and no scheduler round trip)
+            result = self._check_and_append(records, headers)
+        if isinstance(result, ProduceResult):
+            return result
+        await self._after_append(result)
+        return ProduceResult(result.first_offset, result.log_append_time, result.log_start_offset)
+
+    def _check_and_append(self, records: Any, headers: list[BatchHeader]) -> "ProduceResult | AppendInfo":
+        """The producer checks, then the append: a duplicate's original offsets, or the append's info."""
+        original = self._check_producers(headers)
+        if original is not None:
+            return ProduceResult(original.first_offset, -1, self.log_start_offset, duplicate=True)
+        return self._append(records, headers, strict=True)
+
+    def _next_segment_base(self, size: int, headers: list[BatchHeader]) -> int | None:
+        try:
+            return self.log.roll_ahead(size, headers)
+        except ValueError:  # closed, or batches the append will reject with its own error
+            return None
 
     async def _roll_ahead(self, size: int, headers: list[BatchHeader]) -> None:
         """Create the segment this append rolls to in a worker thread, so that the roll itself
         (on the event loop) opens no file: file creation can wait behind another partition's fsync."""
-        try:
-            base = self.log.roll_ahead(size, headers)
-        except ValueError:  # closed, or batches the append will reject with its own error
-            return
+        base = self._next_segment_base(size, headers)
         if base is None:
             return
         try:
