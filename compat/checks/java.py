@@ -197,7 +197,6 @@ checks.not_supported("KafkaCheck has no option to send record headers", "headers
 checks.not_supported("KafkaCheck has no seek command", "seek-offset")
 checks.not_supported("KafkaCheck has no offsets-for-times command", "offsets-for-times")
 checks.not_supported("KafkaCheck has no group listing command", "group-list-describe")
-checks.not_supported("KafkaCheck has no transactional producer", "transactions")
 
 
 def _describe_when_known(ctx: Ctx, topic: str) -> dict:
@@ -313,6 +312,20 @@ def idempotent(ctx: Ctx) -> None:
     produced, consumed = _round_trip(ctx, 300, "--idempotence", "true", "--acks", "all", "--partition", 0)
     expect(_ranges(produced) == {"0": (0, 299, 300)}, f"acknowledged offsets {_ranges(produced)}, want 0..299")
     expect(_ranges(consumed) == {"0": (0, 299, 300)}, f"consumed offsets {_ranges(consumed)}, want 0..299")
+
+
+@checks.feature("transactions")
+def transactions(ctx: Ctx) -> None:
+    """commit 10, abort 10, commit 10 on one partition; each transaction's marker takes an offset."""
+    topic = _create(ctx, 1)
+    done = kafkacheck(ctx, "txn", "--topic", topic, "--transactional-id", ctx.transactional_id(),
+                      "--plan", "commit:10,abort:10,commit:10")
+    expect((done.get("commits"), done.get("aborts")) == (2, 1), f"transactions ended as {done}")
+    committed = kafkacheck(ctx, "consume", "--topic", topic, "--count", 20, "--prop", "isolation.level=read_committed")
+    expect(_ranges(committed) == {"0": (0, 31, 20)},
+           f"read_committed got {_ranges(committed)}, want 20 records at 0..9 and 22..31")
+    everything = kafkacheck(ctx, "consume", "--topic", topic, "--count", 30)
+    expect(_ranges(everything) == {"0": (0, 31, 30)}, f"read_uncommitted got {_ranges(everything)}, want 30 records")
 
 
 @checks.feature("group-commit-resume")
