@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import queue
 import sys
 import threading
@@ -31,10 +32,22 @@ def parse_headers(items: list[str]) -> list[tuple[str, bytes | None]]:
     return out
 
 
-def _reader(stream: BinaryIO, lines: "queue.Queue[object]") -> None:
+def _reader(stream: BinaryIO | int, lines: "queue.Queue[object]") -> None:
+    """Lines of `stream` into `lines`. Standard input is read from its file descriptor: a daemon
+    thread blocked inside sys.stdin's buffered reader holds its lock, and Python aborts at exit
+    ("could not acquire lock ... at interpreter shutdown") when the tool stops early on an error."""
     try:
-        for raw in stream:
-            lines.put(raw)
+        if isinstance(stream, int):
+            rest = b""
+            while chunk := os.read(stream, 1 << 16):
+                *whole, rest = (rest + chunk).split(b"\n")
+                for line in whole:
+                    lines.put(line + b"\n")
+            if rest:
+                lines.put(rest)
+        else:
+            for raw in stream:
+                lines.put(raw)
     finally:
         lines.put(_EOF)
 
@@ -50,7 +63,8 @@ def run(args: argparse.Namespace, stdin: BinaryIO | None = None) -> int:
             raise ToolError(f"topic {args.topic!r} has no partition {args.partition} (it has {len(partitions)})")
         round_robin = itertools.cycle(partitions)
         lines: "queue.Queue[object]" = queue.Queue(maxsize=10_000)
-        threading.Thread(target=_reader, args=(stdin or sys.stdin.buffer, lines), daemon=True).start()
+        source: BinaryIO | int = stdin if stdin is not None else sys.stdin.fileno()
+        threading.Thread(target=_reader, args=(source, lines), daemon=True).start()
         pending: dict[int, list[Record]] = {}
         count = line_no = 0
 
