@@ -97,6 +97,16 @@ def create(bootstrap: str, topic: str) -> None:
         f.result(10)
 
 
+def send(producer: Producer, topic: str, value: bytes) -> None:
+    """producer.produce to partition 0, waiting (polling delivery reports) while its queue is full."""
+    while True:
+        try:
+            producer.produce(topic, value=value, partition=0)
+            return
+        except BufferError:
+            producer.poll(0.005)
+
+
 def produce(bootstrap: str, topic: str, value_size: int, total_bytes: int, compression: str) -> tuple[float, int]:
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "batch.size": 1 << 20,
                          "compression.type": compression, "queue.buffering.max.kbytes": 1 << 20,
@@ -105,12 +115,7 @@ def produce(bootstrap: str, topic: str, value_size: int, total_bytes: int, compr
     count = total_bytes // value_size
     started = time.perf_counter()
     for _ in range(count):
-        while True:
-            try:
-                producer.produce(topic, value=value, partition=0)
-                break
-            except BufferError:
-                producer.poll(0.005)
+        send(producer, topic, value)
     producer.flush(120)
     return time.perf_counter() - started, count
 

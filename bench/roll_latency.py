@@ -26,7 +26,7 @@ from pathlib import Path
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from broker import start_broker, stop_broker
+from broker import send, start_broker, stop_broker
 
 MIB = 1 << 20
 
@@ -80,12 +80,7 @@ def load(bootstrap: str, topic: str, mib: int, mib_per_s: float, started: "multi
             if ahead > 0:
                 time.sleep(ahead)  # not poll(ahead): that returns at the first delivery report
             producer.poll(0)
-        while True:
-            try:
-                producer.produce(topic, value=value, partition=0)
-                break
-            except BufferError:
-                producer.poll(0.005)
+        send(producer, topic, value)
     producer.flush(600)
     out.put(time.perf_counter() - begun)
     done.set()

@@ -20,7 +20,7 @@ import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from broker import create, start_broker, stop_broker
+from broker import create, send, start_broker, stop_broker
 
 
 def _producer(bootstrap: str, txn_id: str | None) -> Producer:
@@ -34,27 +34,18 @@ def _producer(bootstrap: str, txn_id: str | None) -> Producer:
     return p
 
 
-def _send(p: Producer, topic: str, value: bytes) -> None:
-    while True:
-        try:
-            p.produce(topic, value=value, partition=0)
-            return
-        except BufferError:
-            p.poll(0.005)
-
-
 def produce_mib_s(bootstrap: str, topic: str, value: bytes, count: int, per_txn: int | None) -> float:
     p = _producer(bootstrap, None if per_txn is None else f"bench-{uuid.uuid4().hex[:8]}")
     started = time.perf_counter()
     if per_txn is None:
         for _ in range(count):
-            _send(p, topic, value)
+            send(p, topic, value)
         p.flush(300)
     else:
         for first in range(0, count, per_txn):
             p.begin_transaction()
             for _ in range(min(per_txn, count - first)):
-                _send(p, topic, value)
+                send(p, topic, value)
             p.commit_transaction(60)
     return count * len(value) / (1 << 20) / (time.perf_counter() - started)
 

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
+from .log.config import BROKER_TO_TOPIC_CONFIG, TYPE_WIDTHS, LogConfig
 from .log.errors import InvalidConfigError
 from .server.quotas import parse_overrides
 
@@ -112,7 +112,6 @@ LOG_KEYS = frozenset(BROKER_TO_TOPIC_CONFIG) | {
     "log.roll.ms", "log.roll.hours", "log.roll.jitter.ms", "log.roll.jitter.hours",
 }
 ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
-_WIDTH = {"SHORT": 2**15, "INT": 2**31, "LONG": 2**63}
 
 
 @cache
@@ -125,7 +124,7 @@ def kafka_broker_configs() -> dict[str, dict[str, Any]]:
 def _bounds(key: str, minimum: int | None) -> tuple[int | float | None, int | float | None]:
     """Kafka's validator range for `key`, inside its type's width; `minimum` where Kafka has none."""
     row = kafka_broker_configs().get(key, {})
-    width = _WIDTH.get(row.get("type", ""))
+    width = TYPE_WIDTHS.get(row.get("type", ""))
     lo = row.get("min", minimum if minimum is not None else (-width if width else None))
     hi = row.get("max", width - 1 if width else None)
     return lo, hi
@@ -140,7 +139,7 @@ def _check_known(key: str, value: str) -> None:
         if kind == "BOOLEAN":
             _bool(text)
             return
-        if kind in _WIDTH:
+        if kind in TYPE_WIDTHS:
             number: int | float = int(text)
         elif kind == "DOUBLE":
             number = float(text)

@@ -152,9 +152,6 @@ class TransactionCoordinator:
         for txn_id in [t for t in self.txns if self.partition_for(t) == partition]:
             del self.txns[txn_id]
 
-    def loaded_partitions(self) -> list[int]:
-        return sorted(p for p, s in self._loads.items() if s is Load.LOADED)
-
     # ------------------------------------------------------------------ writes
 
     def _write(self, txn: TxnMetadata, stored: StoredTxn | None) -> ErrorCode:

@@ -113,7 +113,8 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-_WIDTH: Final = {"SHORT": 2**15, "INT": 2**31, "LONG": 2**63}
+#: Kafka's integer config types and their widths (SHORT, INT, LONG): the bounds without a validator.
+TYPE_WIDTHS: Final = {"SHORT": 2**15, "INT": 2**31, "LONG": 2**63}
 
 
 @cache
@@ -161,8 +162,8 @@ def _from_table(name: str) -> Callable[[str, str], Any]:
     kind, validator = row["type"], row.get("validator")
     if kind == "BOOLEAN":
         return _bool
-    if kind in _WIDTH:
-        width = _WIDTH[kind]
+    if kind in TYPE_WIDTHS:
+        width = TYPE_WIDTHS[kind]
         return _long(row.get("min", -width), row.get("max", width - 1))
     if kind == "DOUBLE":
         return _double(float(row.get("min", float("-inf"))), float(row.get("max", float("inf"))))

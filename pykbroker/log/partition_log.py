@@ -532,10 +532,6 @@ class PartitionLog:
             out.extend(seg.txn_index.collect(fetch_offset, upper_bound))
         return out
 
-    def aborted_transactions(self) -> list[AbortedTxn]:
-        """Every indexed aborted transaction, oldest marker first."""
-        return [t for seg in self._segments for t in seg.txn_index.entries]
-
     # --------------------------------------------------------- offset lookups
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
