@@ -7,7 +7,7 @@ from functools import partial
 
 from typing import TYPE_CHECKING, Any
 
-from ..config import SETTINGS, kafka_broker_configs
+from ..config import LOG_KEYS, SETTINGS, kafka_broker_configs
 from ..log.config import kafka_topic_configs, topic_config_synonyms
 from ..log.errors import (
     InvalidConfigError,
@@ -71,14 +71,16 @@ CONFIG_TYPES = {"BOOLEAN": 1, "STRING": 2, "INT": 3, "SHORT": 4, "LONG": 5, "DOU
                 "PASSWORD": 9}
 
 
-def _config_entry(name: str, value: str | None, source: int, kafka_type: str | None = None,
-                  synonyms: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _config_entry(name: str, value: str | None, source: int, facts: dict[str, Any],
+                  synonyms: list[dict[str, Any]] | None = None, documentation: str | None = None) -> dict[str, Any]:
+    """One DescribeConfigs entry; `facts` is Kafka's row for the name (kafka_configs.json)."""
     return {"name": name, "value": value, "read_only": False, "is_default": source == DEFAULT_CONFIG,
             "config_source": source, "is_sensitive": False, "synonyms": synonyms or [],
-            "config_type": CONFIG_TYPES.get(kafka_type or "", 0), "documentation": None}
+            "config_type": CONFIG_TYPES.get(facts.get("type") or "", 0), "documentation": documentation}
 
 
-def _topic_config_entry(broker: "Broker", info: Any, name: str, value: str, include_synonyms: bool) -> dict[str, Any]:
+def _topic_config_entry(broker: "Broker", info: Any, name: str, value: str, include_synonyms: bool,
+                        include_documentation: bool) -> dict[str, Any]:
     """As Kafka's ConfigHelper: the source is the most specific place the value comes from (the
     topic's override, a broker setting, or the default), and the synonyms list each of them."""
     synonyms = []
@@ -93,13 +95,34 @@ def _topic_config_entry(broker: "Broker", info: Any, name: str, value: str, incl
         default = defaults[broker_keys[-1]]["default"]
         synonyms.append({"name": broker_keys[-1], "value": _text(default), "source": DEFAULT_CONFIG})
     source = synonyms[0]["source"] if synonyms else DEFAULT_CONFIG
-    kafka_type = kafka_topic_configs().get(name, {}).get("type")
-    return _config_entry(name, value, source, kafka_type, synonyms if include_synonyms else [])
+    facts = kafka_topic_configs().get(name, {})
+    return _config_entry(name, value, source, facts, synonyms if include_synonyms else [],
+                         facts.get("documentation") if include_documentation else None)
+
+
+def _broker_log_entry(broker: "Broker", key: str, include_documentation: bool) -> dict[str, Any]:
+    """A broker-level log setting (the default of every topic's config): as given, else Kafka's default."""
+    facts = kafka_broker_configs().get(key, {})
+    given = broker.config.log_props.get(key)
+    default = facts.get("default")
+    value = given if given is not None else (None if default is None or isinstance(default, dict) else _text(default))
+    return _config_entry(key, value, DEFAULT_CONFIG if given is None else STATIC_BROKER_CONFIG, facts,
+                         documentation=facts.get("documentation") if include_documentation else None)
+
+
+def _broker_config_entry(broker: "Broker", setting: Any, include_documentation: bool) -> dict[str, Any]:
+    """A broker setting: Kafka's own documentation of the name where Kafka has it, else ours."""
+    value = broker.config.get(setting.key)
+    facts = kafka_broker_configs().get(setting.key, {})
+    source = DEFAULT_CONFIG if value == setting.default else STATIC_BROKER_CONFIG
+    doc = (facts.get("documentation") or setting.doc) if include_documentation else None
+    return _config_entry(setting.key, _text(value), source, facts, documentation=doc)
 
 
 @handles("DESCRIBE_CONFIGS", 0, 4)
 async def describe_configs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     results = []
+    documentation = req.get("include_documentation", False)  # v3+ (KIP-569)
     for r in req.resources:
         out: dict[str, Any] = {"error_code": 0, "error_message": None, "resource_type": r.resource_type,
                                "resource_name": r.resource_name, "configs": []}
@@ -110,13 +133,13 @@ async def describe_configs(broker: "Broker", ctx: RequestContext, req: Msg) -> M
                 out.update(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, error_message="no such topic")
             else:
                 synonyms = req.get("include_synonyms", False)
-                out["configs"] = [_topic_config_entry(broker, info, k, v, synonyms)
+                out["configs"] = [_topic_config_entry(broker, info, k, v, synonyms, documentation)
                                   for k, v in info.config.to_kafka_configs().items() if wanted is None or k in wanted]
         elif r.resource_type == BROKER_RESOURCE and r.resource_name in ("", str(broker.node_id)):
-            out["configs"] = [_config_entry(s.key, _text(broker.config.get(s.key)),
-                                            DEFAULT_CONFIG if broker.config.get(s.key) == s.default else STATIC_BROKER_CONFIG,
-                                            kafka_broker_configs().get(s.key, {}).get("type"))
+            out["configs"] = [_broker_config_entry(broker, s, documentation)
                               for s in SETTINGS if wanted is None or s.key in wanted]
+            out["configs"] += [_broker_log_entry(broker, key, documentation)
+                               for key in sorted(LOG_KEYS) if wanted is None or key in wanted]
         else:
             out.update(error_code=ErrorCode.INVALID_REQUEST,
                        error_message=f"resource type {r.resource_type} {r.resource_name!r} is not described here")
