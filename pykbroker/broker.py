@@ -33,6 +33,9 @@ from .log.manager import LogManager, TopicInfo, remove_dirs
 from .log.partition_log import PartitionLog
 from .log.segment import now_ms
 from .protocol.frame import Request, UnsupportedApiError
+from .quotas import ClientQuotas, QuotaStore
+from .quotas.entities import QuotaError
+from .quotas.store import FILE_NAME as QUOTA_FILE, Alteration, AlterResult
 from .protocol.messages import API_NAMES
 from .protocol.primitives import Msg
 from .server.connection import ConnectionInfo, ServerObserver
@@ -77,6 +80,9 @@ class Broker:
         self.logs = LogManager.open(self.data_dir, config.log_config)
         self.partitions = PartitionManager(self.logs, self.node_id)
         self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots)
+        self.client_quotas = ClientQuotas(self._read_client_quotas(), config.quota_window_num,
+                                          config.quota_window_size_seconds)
+        self._quota_lock = trio.Lock()
         #: Serialises topic metadata changes, whose disk part runs in a worker thread.
         self._topic_lock = trio.Lock()
         # Directories renamed *-delete, removed in a worker thread by _remove_deleted_dirs.
@@ -233,6 +239,32 @@ class Broker:
                 f"is issued twice: write in it a number above every producer id in use") from None
         return value
 
+    def _read_client_quotas(self) -> QuotaStore:
+        """The quotas AlterClientQuotas persisted; unreadable: refuse to start rather than run unthrottled."""
+        path = self.data_dir / QUOTA_FILE
+        try:
+            return QuotaStore.from_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return QuotaStore()
+        except (OSError, ValueError, KeyError, TypeError, QuotaError) as exc:
+            raise UnreadableMetadataError(f"cannot read client quotas from {path}: {exc}; refusing to start "
+                                          f"(repair or remove the file)") from exc
+
+    async def alter_client_quotas(self, alterations: list[Alteration], validate_only: bool) -> list[AlterResult]:
+        """AlterClientQuotas: the new quotas are written (worker thread) before they apply, so an
+        acknowledged change survives a crash. KafkaStorageError when the file cannot be written."""
+        async with self._quota_lock:
+            new, results = self.client_quotas.store.alter(alterations)
+            if validate_only or new == self.client_quotas.store:
+                return results
+            path = self.data_dir / QUOTA_FILE
+            try:
+                await trio.to_thread.run_sync(write_atomic, path, new.to_json().encode())
+            except OSError as exc:
+                raise KafkaStorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+            self.client_quotas.install(new)
+            return results
+
     async def next_producer_id(self) -> int:
         """Producer ids are taken in blocks whose end is persisted (off the event loop) first,
         so none is ever reused. KafkaStorageError if the block cannot be persisted."""
@@ -356,7 +388,8 @@ class Broker:
         if handler is None or not handler.min_version <= h.api_version <= handler.max_version:
             name = API_NAMES.get(h.api_key, str(h.api_key))
             raise UnsupportedApiError(f"{name} v{h.api_version} is not served by this broker", h)
-        ctx = RequestContext(h.api_key, h.api_version, h.correlation_id, h.client_id, conn.peer, conn.connection_id)
+        ctx = RequestContext(h.api_key, h.api_version, h.correlation_id, h.client_id, conn.peer, conn.connection_id,
+                             request.size)
         return await handler.fn(self, ctx, request.body)
 
     # ------------------------------------------------------------------ running

@@ -99,6 +99,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max.connections.per.ip", _int, 2147483647, "Most client connections from one IP address.", 0),
     Setting("max.connections.per.ip.overrides", _str, "", "Per-IP (or host name) limits overriding max.connections.per.ip: "
             "\"host:count,host:count\".", None),
+    Setting("quota.window.num", _int, 11, "Samples a client quota's rate is measured over (client quotas: "
+            "producer_byte_rate, consumer_byte_rate).", 1),
+    Setting("quota.window.size.seconds", _int, 1, "Length of each client quota sample.", 1),
     Setting("queued.max.request.bytes", _int, -1, "Bytes of received requests held in memory across all connections "
             "(-1: bounded only by socket.request.max.bytes per connection).", -1),
 )

@@ -49,10 +49,11 @@ async def create_partitions(broker: "Broker", ctx: RequestContext, req: Msg) -> 
     results = []
     for t in req.topics:
         code, message = ErrorCode.NONE, None
-        if broker.topic(t.name) is None:
+        topic = broker.topic(t.name)
+        if topic is None:
             code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {t.name} does not exist"
-        elif t.assignments and any(b != broker.node_id for a in t.assignments for b in a.broker_ids):
-            code, message = ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"replicas must be on this broker ({broker.node_id})"
+        elif (message := assignment_error(t.assignments, t.count - topic.partitions, broker.node_id)) is not None:
+            code = ErrorCode.INVALID_REPLICA_ASSIGNMENT
         else:
             try:
                 await broker.create_partitions(t.name, t.count, validate_only=req.validate_only)
@@ -64,6 +65,32 @@ async def create_partitions(broker: "Broker", ctx: RequestContext, req: Msg) -> 
                 code, message = ErrorCode.KAFKA_STORAGE_ERROR, str(e)
         results.append({"name": t.name, "error_code": code, "error_message": message})
     return Msg(throttle_time_ms=0, results=results)
+
+
+def assignment_error(assignments: list[Msg] | None, additional: int, node_id: int) -> str | None:
+    """Kafka's check of explicit replica assignments (ReplicationControlManager.createPartitions and
+    validateManualPartitionAssignment), on a cluster whose one broker is `node_id` and whose topics
+    have one replica: None when they are acceptable (or absent, or the count is not an increase,
+    which create_partitions refuses with INVALID_PARTITIONS as Kafka does first)."""
+    if assignments is None or additional <= 0:
+        return None
+    if len(assignments) != additional:
+        return (f"Attempted to add {additional} additional partition(s), but only {len(assignments)} "
+                f"assignment(s) were specified.")
+    for assignment in assignments:
+        replicas = sorted(assignment.broker_ids)
+        if not replicas:
+            return "The manual partition assignment includes an empty replica list."
+        for previous, broker_id in zip([None, *replicas], replicas):
+            if broker_id != node_id:
+                return (f"The manual partition assignment includes broker {broker_id}, but no such broker is "
+                        f"registered.")
+            if broker_id == previous:
+                return f"The manual partition assignment includes the broker {broker_id} more than once."
+        if len(replicas) != 1:
+            return (f"The manual partition assignment includes a partition with {len(replicas)} replica(s), but "
+                    f"this is not consistent with previous partitions, which have 1 replica(s).")
+    return None
 
 
 #: DescribeConfigs' config_type codes, by Kafka's ConfigDef type name.

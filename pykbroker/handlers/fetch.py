@@ -19,6 +19,8 @@ from ..log.errors import OffsetOutOfRangeError
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import ZERO_UUID, Msg
 from ..protocol.records import v2_to_legacy_message_set
+from ..quotas import ANONYMOUS_USER
+from ..server.connection import Throttled
 from .registry import RequestContext, handles
 
 if TYPE_CHECKING:
@@ -27,11 +29,13 @@ if TYPE_CHECKING:
 
 # v18 (KIP-1166) adds a tagged high_watermark that only followers send; consumers never do.
 @handles("FETCH", 0, 18)
-async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | Throttled:
     v = ctx.api_version
     max_wait_s = max(req.max_wait_ms, 0) / 1000
-    min_bytes = req.min_bytes
-    max_bytes = req.get("max_bytes", 0x7FFFFFFF)
+    quota = broker.client_quotas.fetch
+    # As Kafka: a consumer fetches at most what its byte-rate quota allows in one quota window.
+    max_bytes = int(min(req.get("max_bytes", 0x7FFFFFFF), quota.max_value_in_window(ANONYMOUS_USER, ctx.client_id)))
+    min_bytes = min(req.min_bytes, max_bytes)
     isolation = req.get("isolation_level", 0)
     session, incremental, error = _session(broker, req, v)
     if error:
@@ -55,10 +59,30 @@ async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
         finally:
             for p in waited:
                 p.remove_waiter(event)
+    throttle_ms = quota.record(ANONYMOUS_USER, ctx.client_id, total)
+    if throttle_ms:
+        return _throttled(broker, quota, ctx, total, session, incremental, responses, throttle_ms)
     if session is not None:
         responses = _remember(broker, session, wanted, responses, incremental, v)
     return Msg(throttle_time_ms=0, error_code=0, session_id=session.session_id if session else NO_SESSION,
                responses=responses)
+
+
+def _throttled(broker: "Broker", quota: Any, ctx: RequestContext, total: int, session: FetchSession | None,
+               incremental: bool, responses: list[dict[str, Any]], throttle_ms: int) -> Throttled:
+    """Over the consumer's byte rate, Kafka answers with no data (taking back the bytes it recorded,
+    since they are not sent) and mutes the connection; a session the fetch would have created is
+    not kept (FullFetchContext.getThrottledResponse answers with no session id)."""
+    quota.unrecord(ANONYMOUS_USER, ctx.client_id, total)
+    _release(responses)
+    session_id = NO_SESSION
+    if session is not None:
+        if incremental:
+            session_id = session.session_id
+        else:
+            broker.fetch_sessions.remove(session.session_id)
+    return Throttled(Msg(throttle_time_ms=throttle_ms, error_code=0, session_id=session_id, responses=[]),
+                     throttle_ms)
 
 
 def _key(topic: str | None, topic_id: Any, partition: int, v: int) -> tuple[Any, int]:

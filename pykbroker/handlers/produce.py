@@ -12,6 +12,8 @@ from ..protocol.primitives import Msg
 from ..protocol.records import (
     CorruptRecordError, InvalidRecordError, RecordError, iter_batches, legacy_to_v2_batch,
 )
+from ..quotas import ANONYMOUS_USER
+from ..server.connection import Throttled
 from .registry import RequestContext, handles
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ _APPEND_ERRORS: tuple[tuple[type[Exception], ErrorCode], ...] = (
 # (partitions then join the transaction implicitly), and it is finalized at 0 here, so transactional
 # producers stay at v11. v13 (topic ids, KIP-516) is not served.
 @handles("PRODUCE", 0, 12)
-async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | None:
+async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | Throttled | None:
     acks = req.acks
     topics = []
     for topic in req.topic_data:
@@ -49,9 +51,12 @@ async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | None
                                        req.get("transactional_id"))
             partitions.append(result)
         topics.append({"name": topic.name, "partition_responses": partitions})
-    if acks == 0:
-        return None  # Kafka sends no response at all for acks=0
-    return Msg(responses=topics, throttle_time_ms=0)
+    # Kafka records the request's size against the producer's byte-rate quota once it is handled;
+    # the response reports the throttle time and the server mutes the connection for it.
+    throttle_ms = broker.client_quotas.produce.record(ANONYMOUS_USER, ctx.client_id, ctx.request_bytes)
+    # Kafka sends no response at all for acks=0 (the connection is still muted when throttled).
+    response = None if acks == 0 else Msg(responses=topics, throttle_time_ms=throttle_ms)
+    return Throttled(response, throttle_ms) if throttle_ms else response
 
 
 def _error(index: int, code: ErrorCode, message: str | None = None) -> dict[str, Any]:

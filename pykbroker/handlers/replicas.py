@@ -1,4 +1,4 @@
-"""Replica management: DescribeLogDirs, ElectLeaders, List/AlterPartitionReassignments.
+"""Replica management: DescribeLogDirs, AlterReplicaLogDirs, ElectLeaders, List/AlterPartitionReassignments.
 
 One node holds every replica in one log directory, so these answer as Kafka does when nothing can
 move: the preferred leader already leads (ELECTION_NOT_NEEDED), no reassignment is in progress, and a
@@ -25,7 +25,8 @@ def _requested(broker: "Broker", topics: list[Msg] | None) -> list[tuple[str, li
     return [(t.topic, list(t.partitions)) for t in topics]
 
 
-@handles("DESCRIBE_LOG_DIRS", 0, 4)
+# v5 (Kafka 4.2+, KIP-1066) adds is_cordoned: this log directory never is.
+@handles("DESCRIBE_LOG_DIRS", 0, 5)
 async def describe_log_dirs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     topics = []
     for name, partitions in _requested(broker, req.topics):
@@ -40,7 +41,33 @@ async def describe_log_dirs(broker: "Broker", ctx: RequestContext, req: Msg) -> 
         total = usable = -1
     return Msg(throttle_time_ms=0, error_code=0, results=[
         {"error_code": 0, "log_dir": str(broker.data_dir.resolve()), "topics": topics,
-         "total_bytes": total, "usable_bytes": usable}])
+         "total_bytes": total, "usable_bytes": usable, "is_cordoned": False}])
+
+
+def _log_dir_names(broker: "Broker") -> set[str]:
+    """The one log directory as a client may name it: absolute (Kafka compares getAbsolutePath) or resolved."""
+    return {str(broker.data_dir.absolute()), str(broker.data_dir.resolve())}
+
+
+@handles("ALTER_REPLICA_LOG_DIRS", 0, 2)
+async def alter_replica_log_dirs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    """Every replica already lives in the one log directory: moving it there is done (as Kafka
+    answers a move to the replica's current directory); any other path is LOG_DIR_NOT_FOUND,
+    checked first as in Kafka's ReplicaManager.alterReplicaLogDirs."""
+    dirs = _log_dir_names(broker)
+    results: dict[str, list[dict[str, Any]]] = {}
+    for d in req.dirs:
+        for t in d.topics:
+            for p in t.partitions:
+                if d.path not in dirs:
+                    code = ErrorCode.LOG_DIR_NOT_FOUND
+                elif broker.partition(t.name, p) is None:
+                    code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                else:
+                    code = ErrorCode.NONE
+                results.setdefault(t.name, []).append({"partition_index": p, "error_code": code})
+    return Msg(throttle_time_ms=0, results=[{"topic_name": name, "partitions": parts}
+                                            for name, parts in results.items()])
 
 
 @handles("ELECT_LEADERS", 0, 2)
@@ -66,8 +93,11 @@ async def list_partition_reassignments(broker: "Broker", ctx: RequestContext, re
     return Msg(throttle_time_ms=0, error_code=0, error_message=None, topics=[])  # none ever in progress
 
 
-@handles("ALTER_PARTITION_REASSIGNMENTS", 0, 0)
+# v1 (KIP-860) adds allow_replication_factor_change; with one replica per partition on one broker,
+# the only assignment that can be done ([this node]) never changes it.
+@handles("ALTER_PARTITION_REASSIGNMENTS", 0, 1)
 async def alter_partition_reassignments(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    allow_rf_change = req.get("allow_replication_factor_change", True)
     responses = []
     for t in req.topics:
         parts: list[dict[str, Any]] = []
@@ -77,9 +107,13 @@ async def alter_partition_reassignments(broker: "Broker", ctx: RequestContext, r
                 code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{t.name}-{p.partition_index} does not exist"
             elif p.replicas is None:
                 code, message = ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, "no reassignment is in progress"
+            elif not allow_rf_change and len(p.replicas) != 1:
+                code = ErrorCode.INVALID_REPLICATION_FACTOR
+                message = f"the replication factor of {t.name}-{p.partition_index} (1) may not change"
             elif list(p.replicas) != [broker.node_id]:
                 code = ErrorCode.INVALID_REPLICA_ASSIGNMENT
                 message = f"replicas {list(p.replicas)}: only broker {broker.node_id} exists"
             parts.append({"partition_index": p.partition_index, "error_code": code, "error_message": message})
         responses.append({"name": t.name, "partitions": parts})
-    return Msg(throttle_time_ms=0, error_code=0, error_message=None, responses=responses)
+    return Msg(throttle_time_ms=0, allow_replication_factor_change=allow_rf_change, error_code=0,
+               error_message=None, responses=responses)

@@ -16,6 +16,7 @@ the connection for that long (KIP-219). Nothing here knows about requests or soc
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from .entities import CLIENT_ID, USER, QuotaEntity
@@ -39,6 +40,11 @@ def _user_client(user: str | None, client: str | None) -> QuotaEntity:
 
 
 _ABSENT = "\0absent"  # a sentinel no entity name can be (Kafka refuses empty names; NUL is not sent)
+
+
+def _now_ms() -> int:
+    """Rates are measured on the monotonic clock: a wall-clock step must not free or lock out clients."""
+    return int(time.monotonic() * 1000)
 
 
 class ClientQuotaManager:
@@ -86,10 +92,11 @@ class ClientQuotaManager:
                 return value
         return None
 
-    def record(self, user: str, client_id: str | None, value: float, now_ms: int) -> int:
+    def record(self, user: str, client_id: str | None, value: float, now_ms: int | None = None) -> int:
         """Record `value` bytes for the client; the throttle time in ms (0: within its quota)."""
         if not self.enabled:
             return 0
+        now_ms = _now_ms() if now_ms is None else now_ms
         tags = self.tags(user, client_id or "")
         rate = self._sensor(tags, now_ms)
         rate.record(value, now_ms)
@@ -101,9 +108,10 @@ class ClientQuotaManager:
             return 0
         return throttle_time_ms(measured, bound, rate.window_size_ms(now_ms))
 
-    def unrecord(self, user: str, client_id: str | None, value: float, now_ms: int) -> None:
+    def unrecord(self, user: str, client_id: str | None, value: float, now_ms: int | None = None) -> None:
         """Take back a recorded value (a throttled fetch whose data is not sent, as Kafka does)."""
         if self.enabled:
+            now_ms = _now_ms() if now_ms is None else now_ms
             self._sensor(self.tags(user, client_id or ""), now_ms).record(-value, now_ms)
 
     def max_value_in_window(self, user: str, client_id: str | None) -> float:
