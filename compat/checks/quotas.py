@@ -1,0 +1,60 @@
+"""Shared by the client-quotas checks: setting a quota without a client admin API, and the bound a
+throttled producer must stay under on any broker with Kafka's default quota window.
+
+A broker measures a client's byte rate over quota.window.num (11) samples of quota.window.size.seconds
+(1 s) and counts a new client as if it had (11 - 1) s of history, so in its first `s` seconds a
+client may get up to (10 + s) * quota before throttling catches up. The checks produce as fast as
+they can for a few seconds at a quota far below the client's speed (unthrottled, they send many times
+the bound): over that bound means the quota was not enforced.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from ..checks.common import Ctx
+
+QUOTA_BYTES_PER_S = 256 * 1024
+BATCH_BYTES = 16 * 1024  # the producers' batch size: a request's size, by which a broker may overshoot
+WINDOWS_BEFORE_THROTTLE = 10  # Kafka's default quota.window.num - 1, times quota.window.size.seconds
+FLAT_OUT_S = 3.0
+
+
+def client_id(ctx: Ctx) -> str:
+    """A client id of this check alone: quotas set for it throttle nothing else running meanwhile."""
+    return f"compat-quota-{ctx.client}-{uuid.uuid4().hex[:8]}"
+
+
+def most_bytes(seconds: float, quota: float = QUOTA_BYTES_PER_S) -> float:
+    """The most a throttled client may have acknowledged after `seconds`: 10 % slack, and one
+    request more (a request is recorded once handled, so the last one may overshoot)."""
+    return (WINDOWS_BEFORE_THROTTLE + seconds) * quota * 1.1 + BATCH_BYTES
+
+
+def set_quota(bootstrap: str, entity_client_id: str, key: str, value: float | None) -> None:
+    """AlterClientQuotas with pykbroker's own wire client, for clients without a quota API; a value
+    of None removes the key. Returns once DescribeClientQuotas shows the change (Kafka's broker
+    learns it from the controller a moment after the alteration is acknowledged)."""
+    from pykbroker.wire_client import WireClient
+
+    client = WireClient(bootstrap)
+    try:
+        r = client.request(49, 1, {"entries": [{
+            "entity": [{"entity_type": "client-id", "entity_name": entity_client_id}],
+            "ops": [{"key": key, "value": value or 0.0, "remove": value is None}]}], "validate_only": False})
+        code = r.entries[0].error_code
+        if code:
+            raise RuntimeError(f"AlterClientQuotas for client-id {entity_client_id}: error {code} "
+                               f"{r.entries[0].error_message}")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            d = client.request(48, 1, {"components": [{"entity_type": "client-id", "match_type": 0,
+                                                      "match": entity_client_id}], "strict": True})
+            values = {v.key: v.value for e in d.entries or [] for v in e["values"]}
+            if values.get(key) == value:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the quota of client-id {entity_client_id} was not described as {key}={value}")
+    finally:
+        client.close()
