@@ -303,42 +303,18 @@ def admin_replicas(ctx: Ctx) -> None:
 def client_quotas(ctx: Ctx) -> None:
     """confluent-kafka has no quota API: the quota is set with pykbroker's wire client; the client
     under test is the throttled producer, which reports the broker's throttle times in its stats."""
-    import json
-
-    from .quotas import BATCH_BYTES, FLAT_OUT_S, QUOTA_BYTES_PER_S, client_id, most_bytes, set_quota
+    from .quotas import FLAT_OUT_S, QUOTA_BYTES_PER_S, client_id, most_bytes, produce_flat_out, set_quota
 
     topic = ctx.topic()
     ConfluentDriver().create_topic(ctx, topic, 1)
     cid = client_id(ctx)
     set_quota(ctx.bootstrap, cid, "producer_byte_rate", float(QUOTA_BYTES_PER_S))
-    throttles: list[int] = []
-    acked = [0]
-
-    def stats(text: str) -> None:
-        throttles.extend(b["throttle"]["max"] for b in json.loads(text)["brokers"].values() if b["nodeid"] >= 0)
-
-    def delivered(err, msg) -> None:
-        if err is None:
-            acked[0] += len(msg.value())
-    producer = Producer({"bootstrap.servers": ctx.bootstrap, "client.id": cid, "linger.ms": 5,
-                         "batch.size": BATCH_BYTES, "queue.buffering.max.kbytes": 2048, "statistics.interval.ms": 500, "stats_cb": stats,
-                         "message.timeout.ms": int(ctx.remaining(40) * 1000)})
-    start = time.monotonic()
-    while time.monotonic() - start < FLAT_OUT_S:
-        try:
-            producer.produce(topic, b"q" * 1000, callback=delivered)
-        except BufferError:
-            producer.poll(0.01)
-        producer.poll(0)
-    elapsed = time.monotonic() - start
-    producer.poll(1)  # a last statistics report
+    acked, elapsed, throttle = produce_flat_out(ctx.bootstrap, topic, cid, FLAT_OUT_S)
     bound = most_bytes(elapsed)
-    ctx.note(f"{acked[0] / 1024:.0f} KiB acknowledged in {elapsed:.1f} s at a {QUOTA_BYTES_PER_S // 1024} KiB/s quota "
-             f"(bound {bound / 1024:.0f} KiB), largest throttle {max(throttles, default=0)} ms")
-    expect(acked[0] <= bound, f"{acked[0]} bytes acknowledged in {elapsed:.1f} s: over the quota's bound {bound:.0f}")
-    expect(max(throttles, default=0) > 0, "the client never reported a throttle time")
-    producer.purge()
-    producer.flush(1)
+    ctx.note(f"{acked / 1024:.0f} KiB acknowledged in {elapsed:.1f} s at a {QUOTA_BYTES_PER_S // 1024} KiB/s quota "
+             f"(bound {bound / 1024:.0f} KiB), largest throttle {throttle} ms")
+    expect(acked <= bound, f"{acked} bytes acknowledged in {elapsed:.1f} s: over the quota's bound {bound:.0f}")
+    expect(throttle > 0, "the client never reported a throttle time")
     set_quota(ctx.bootstrap, cid, "producer_byte_rate", None)
 
 

@@ -56,7 +56,7 @@ def client_quotas(ctx: Ctx) -> None:
     expect(out["after_removal"] == 0, "the removed quota is still described")
     topic, cid = _create(ctx), client_id(ctx)
     set_quota(ctx.bootstrap, cid, "producer_byte_rate", float(QUOTA_BYTES_PER_S))
-    count = 4000  # 4 MB: more than a new client may send at once (10 s of quota), so it must wait
+    count = 2000  # 2 MB: more than a new client may send at once (10 s of quota), so it must wait
     produced = kafkacheck(ctx, "produce", "--topic", topic, "--count", count, "--value-size", 1000,
                           "--prop", f"client.id={cid}", cap=45)
     elapsed = produced["elapsed_ms"] / 1000

@@ -15,7 +15,7 @@ import uuid
 
 from ..checks.common import Ctx
 
-QUOTA_BYTES_PER_S = 256 * 1024
+QUOTA_BYTES_PER_S = 128 * 1024
 BATCH_BYTES = 16 * 1024  # the producers' batch size: a request's size, by which a broker may overshoot
 WINDOWS_BEFORE_THROTTLE = 10  # Kafka's default quota.window.num - 1, times quota.window.size.seconds
 FLAT_OUT_S = 3.0
@@ -58,3 +58,42 @@ def set_quota(bootstrap: str, entity_client_id: str, key: str, value: float | No
         raise RuntimeError(f"the quota of client-id {entity_client_id} was not described as {key}={value}")
     finally:
         client.close()
+
+
+def produce_flat_out(bootstrap: str, topic: str, client: str, seconds: float,
+                     batch_bytes: int = BATCH_BYTES) -> tuple[int, float, int]:
+    """confluent-kafka producing 1000-byte values as fast as it can for `seconds`: (value bytes
+    acknowledged, seconds taken, the largest throttle time the broker reported, in ms). Records
+    still queued at the end are dropped."""
+    import json
+
+    from confluent_kafka import Producer
+
+    throttles: list[int] = []
+    acked = [0]
+
+    def stats(text: str) -> None:
+        throttles.extend(b["throttle"]["max"] for b in json.loads(text)["brokers"].values() if b["nodeid"] >= 0)
+
+    def delivered(err, msg) -> None:  # type: ignore[no-untyped-def]
+        if err is None:
+            acked[0] += len(msg.value())
+    producer = Producer({"bootstrap.servers": bootstrap, "client.id": client, "linger.ms": 5,
+                         "batch.size": batch_bytes, "queue.buffering.max.kbytes": 2048,
+                         "statistics.interval.ms": 500, "stats_cb": stats})
+    producer.produce(topic, b"warm-up")
+    producer.flush(10)
+    acked[0] = 0
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        try:
+            producer.produce(topic, b"q" * 1000, callback=delivered)
+        except BufferError:
+            producer.poll(0.005)
+        producer.poll(0)
+    elapsed = time.monotonic() - start
+    done = acked[0]
+    producer.poll(0.6)  # one more statistics report
+    producer.purge()
+    producer.flush(1)
+    return done, elapsed, max(throttles, default=0)
