@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 from .common import UNKNOWN_TOPIC_OR_PARTITION, CheckSet, Ctx, Fail, NotYet, Skip, expect, wait_until
 from .scenarios import Driver, Rec, register
@@ -242,10 +243,15 @@ register(checks, KafkaPythonDriver())
 
 # ---------------------------------------------------------------- admin APIs beyond topics, quotas
 
-def _admin_for(ctx: Ctx, topic: str, partitions: int = 1, configs: dict | None = None) -> "KafkaAdminClient":
-    """A topic for the check and an admin client the caller closes."""
-    KafkaPythonDriver().create_topic(ctx, topic, partitions, configs)
-    return KafkaPythonDriver()._admin(ctx)
+@contextmanager
+def _admin_for(ctx: Ctx, topic: str, configs: dict | None = None) -> Iterator["KafkaAdminClient"]:
+    """A topic for the check, and an admin client closed afterwards."""
+    KafkaPythonDriver().create_topic(ctx, topic, 1, configs)
+    admin = KafkaPythonDriver()._admin(ctx)
+    try:
+        yield admin
+    finally:
+        admin.close()
 
 
 def _node(admin: "KafkaAdminClient") -> int:
@@ -257,8 +263,7 @@ def admin_configs(ctx: Ctx) -> None:
     from kafka.admin import ConfigResource, ConfigResourceType
 
     topic = ctx.topic()
-    admin = _admin_for(ctx, topic, configs={"retention.ms": "3600000"})
-    try:
+    with _admin_for(ctx, topic, configs={"retention.ms": "3600000"}) as admin:
         def described() -> dict:
             r = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)], include_synonyms=True,
                                        config_filter="all")
@@ -269,8 +274,6 @@ def admin_configs(ctx: Ctx) -> None:
                f"retention.ms described as {retention}")
         admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": "7200000"})])
         wait_until(ctx, lambda: described()["retention.ms"]["value"] == "7200000", "the altered retention.ms")
-    finally:
-        admin.close()
 
 
 @checks.feature("admin-partitions")
@@ -278,8 +281,7 @@ def admin_partitions(ctx: Ctx) -> None:
     from kafka.errors import InvalidReplicationAssignmentError
 
     topic = ctx.topic()
-    admin = _admin_for(ctx, topic)
-    try:
+    with _admin_for(ctx, topic) as admin:
         node = _node(admin)
         admin.create_partitions({topic: {"count": 3, "assignments": [[node], [node]]}})
         wait_until(ctx, lambda: KafkaPythonDriver().partition_count(ctx, topic) == 3, f"{topic} to have 3 partitions")
@@ -289,8 +291,6 @@ def admin_partitions(ctx: Ctx) -> None:
             pass
         else:
             raise Fail("a partition assigned to broker 999 was accepted")
-    finally:
-        admin.close()
 
 
 @checks.feature("admin-log-dirs")
@@ -298,8 +298,7 @@ def admin_log_dirs(ctx: Ctx) -> None:
     from kafka.errors import LogDirNotFoundError, NoError
 
     topic = ctx.topic()
-    admin = _admin_for(ctx, topic)
-    try:
+    with _admin_for(ctx, topic) as admin:
         node = _node(admin)
 
         def described() -> list:
@@ -312,15 +311,12 @@ def admin_log_dirs(ctx: Ctx) -> None:
         expect(list(moved.values()) == [NoError], f"moving {topic}-0 to its own dir: {moved}")
         moved = admin.alter_replica_log_dirs({(topic, 0, node): "/nonexistent-compat-dir"})
         expect(list(moved.values()) == [LogDirNotFoundError], f"moving {topic}-0 to an unknown dir: {moved}")
-    finally:
-        admin.close()
 
 
 @checks.feature("admin-replicas")
 def admin_replicas(ctx: Ctx) -> None:
     topic = ctx.topic()
-    admin = _admin_for(ctx, topic)
-    try:
+    with _admin_for(ctx, topic) as admin:
         node = _node(admin)
         elected = wait_until(ctx, lambda: admin.elect_leaders(0, {topic: [0]}), "a preferred election answer")
         codes = [p.error_code for r in elected.replica_election_results for p in r.partition_result]
@@ -328,8 +324,6 @@ def admin_replicas(ctx: Ctx) -> None:
         expect(admin.list_partition_reassignments() == {}, "a reassignment is in progress")
         moved = admin.alter_partition_reassignments({TopicPartition(topic, 0): [node]})
         expect(list(moved.values()) == [None], f"reassigning {topic}-0 to its own node: {moved}")
-    finally:
-        admin.close()
 
 
 @checks.feature("client-quotas")
@@ -342,23 +336,22 @@ def client_quotas(ctx: Ctx) -> None:
     from .quotas import BATCH_BYTES, FLAT_OUT_S, QUOTA_BYTES_PER_S, client_id, most_bytes
 
     topic = ctx.topic()
-    admin = _admin_for(ctx, topic)
-    cid = client_id(ctx)
-    Entry = AlterClientQuotasRequest.EntryData
+    with _admin_for(ctx, topic) as admin:
+        cid = client_id(ctx)
+        Entry = AlterClientQuotasRequest.EntryData
 
-    def alter(value: float | None) -> None:
-        request = AlterClientQuotasRequest(validate_only=False, entries=[Entry(
-            entity=[Entry.EntityData(entity_type="client-id", entity_name=cid)],
-            ops=[Entry.OpData(key="producer_byte_rate", value=value or 0.0, remove=value is None)])])
-        codes = [e.error_code for e in admin._manager.run(admin._manager.send, request).entries]
-        expect(codes == [0], f"AlterClientQuotas answered {codes}")
+        def alter(value: float | None) -> None:
+            request = AlterClientQuotasRequest(validate_only=False, entries=[Entry(
+                entity=[Entry.EntityData(entity_type="client-id", entity_name=cid)],
+                ops=[Entry.OpData(key="producer_byte_rate", value=value or 0.0, remove=value is None)])])
+            codes = [e.error_code for e in admin._manager.run(admin._manager.send, request).entries]
+            expect(codes == [0], f"AlterClientQuotas answered {codes}")
 
-    def described() -> dict:
-        request = DescribeClientQuotasRequest(strict=True, components=[DescribeClientQuotasRequest.ComponentData(
-            entity_type="client-id", match_type=0, match=cid)])
-        response = admin._manager.run(admin._manager.send, request)
-        return {v.key: v.value for e in response.entries or [] for v in e.values}
-    try:
+        def described() -> dict:
+            request = DescribeClientQuotasRequest(strict=True, components=[DescribeClientQuotasRequest.ComponentData(
+                entity_type="client-id", match_type=0, match=cid)])
+            response = admin._manager.run(admin._manager.send, request)
+            return {v.key: v.value for e in response.entries or [] for v in e.values}
         alter(float(QUOTA_BYTES_PER_S))
         wait_until(ctx, lambda: described() == {"producer_byte_rate": float(QUOTA_BYTES_PER_S)}, "the quota described")
         producer = KafkaProducer(bootstrap_servers=ctx.bootstrap, client_id=cid, linger_ms=5, batch_size=BATCH_BYTES,
@@ -387,5 +380,3 @@ def client_quotas(ctx: Ctx) -> None:
         expect(throttle and throttle > 0, "the producer never reported a throttle time")
         alter(None)
         wait_until(ctx, lambda: described() == {}, "the quota removed")
-    finally:
-        admin.close()

@@ -97,3 +97,40 @@ def produce_flat_out(bootstrap: str, topic: str, client: str, seconds: float,
     producer.purge()
     producer.flush(1)
     return done, elapsed, max(throttles, default=0)
+
+
+def fill(bootstrap: str, topic: str, megabytes: int) -> None:
+    """About `megabytes` MB of 1000-byte values on partition 0, in 16 KiB batches (a throttled
+    consumer's fetch returns whole batches, so small ones keep its rate even)."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": BATCH_BYTES})
+    for _ in range(megabytes * 1000):
+        try:
+            producer.produce(topic, b"y" * 1000, partition=0)
+        except BufferError:
+            producer.flush(10)
+            producer.produce(topic, b"y" * 1000, partition=0)
+    producer.flush(30)
+
+
+def consume_flat_out(bootstrap: str, topic: str, client: str, seconds: float) -> tuple[int, float]:
+    """confluent-kafka reading partition 0 from the start as fast as it can for `seconds` after its
+    first record: (value bytes received, seconds taken)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{client}-group", "client.id": client,
+                         "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        first = consumer.poll(10)
+        if first is None or first.error() is not None:
+            raise RuntimeError(f"no first record from {topic}: {first and first.error()}")
+        received, start = 0, time.monotonic()
+        while time.monotonic() - start < seconds:
+            msg = consumer.poll(0.1)
+            if msg is not None and msg.error() is None:
+                received += len(msg.value())
+        return received, time.monotonic() - start
+    finally:
+        consumer.close()

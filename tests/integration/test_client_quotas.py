@@ -14,9 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
-
-from compat.checks.quotas import produce_flat_out
+from compat.checks.quotas import consume_flat_out, fill, produce_flat_out
 from pykbroker.testing import running_broker
 from pykbroker.wire_client import WireClient
 
@@ -114,25 +112,9 @@ def test_a_producer_over_its_byte_rate_is_held_to_it(tmp_path: Path) -> None:
 
 def test_a_consumer_over_its_byte_rate_is_held_to_it(tmp_path: Path) -> None:
     with running_broker(WINDOW, data_dir=tmp_path / "data") as broker:
-        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 20, "batch.size": 16384})
-        for _ in range(12_000):  # about 12 MiB: more than the consumer can take in the measurement
-            try:
-                producer.produce("quota-c", b"y" * 1000, partition=0)
-            except BufferError:
-                producer.flush(10)
-        producer.flush(30)
+        fill(broker.bootstrap_servers, "quota-c", 12)  # more than the consumer can take in the measurement
         assert _alter(broker.bootstrap_servers, [("client-id", "slow-consumer")],
                       {"consumer_byte_rate": float(QUOTA)})[0].error_code == 0
-        consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": "q",
-                             "client.id": "slow-consumer", "enable.auto.commit": False})
-        consumer.assign([TopicPartition("quota-c", 0, 0)])
-        first = consumer.poll(10)
-        assert first is not None and first.error() is None
-        received, start = 0, time.monotonic()
-        while time.monotonic() - start < 5:
-            msg = consumer.poll(0.1)
-            if msg is not None and msg.error() is None:
-                received += len(msg.value())
-        rate = received / (time.monotonic() - start)
-        consumer.close()
+        received, seconds = consume_flat_out(broker.bootstrap_servers, "quota-c", "slow-consumer", 5)
+    rate = received / seconds
     assert abs(rate - QUOTA) / QUOTA < 0.10, f"{rate / MiB:.3f} MiB/s for a 1 MiB/s quota"
