@@ -250,11 +250,12 @@ class Broker:
             raise UnreadableMetadataError(f"cannot read client quotas from {path}: {exc}; refusing to start "
                                           f"(repair or remove the file)") from exc
 
-    async def alter_client_quotas(self, alterations: list[Alteration], validate_only: bool) -> list[AlterResult]:
+    async def alter_client_quotas(self, alterations: list[Alteration], validate_only: bool,
+                                  resolvable: frozenset[str] = frozenset()) -> list[AlterResult]:
         """AlterClientQuotas: the new quotas are written (worker thread) before they apply, so an
         acknowledged change survives a crash. KafkaStorageError when the file cannot be written."""
         async with self._quota_lock:
-            new, results = self.client_quotas.store.alter(alterations)
+            new, results = self.client_quotas.store.alter(alterations, resolvable)
             if validate_only or new == self.client_quotas.store:
                 return results
             path = self.data_dir / QUOTA_FILE

@@ -67,30 +67,33 @@ async def create_partitions(broker: "Broker", ctx: RequestContext, req: Msg) -> 
     return Msg(throttle_time_ms=0, results=results)
 
 
+def replicas_error(replicas: list[int], node_id: int) -> str | None:
+    """Kafka's validateManualPartitionAssignment on a cluster whose one broker is `node_id` and whose
+    partitions have one replica each: None when `replicas` is acceptable."""
+    ordered = sorted(replicas)
+    if not ordered:
+        return "The manual partition assignment includes an empty replica list."
+    for previous, broker_id in zip([None, *ordered], ordered):
+        if broker_id != node_id:
+            return f"The manual partition assignment includes broker {broker_id}, but no such broker is registered."
+        if broker_id == previous:
+            return f"The manual partition assignment includes the broker {broker_id} more than once."
+    if len(ordered) != 1:
+        return (f"The manual partition assignment includes a partition with {len(ordered)} replica(s), but this "
+                f"is not consistent with previous partitions, which have 1 replica(s).")
+    return None
+
+
 def assignment_error(assignments: list[Msg] | None, additional: int, node_id: int) -> str | None:
-    """Kafka's check of explicit replica assignments (ReplicationControlManager.createPartitions and
-    validateManualPartitionAssignment), on a cluster whose one broker is `node_id` and whose topics
-    have one replica: None when they are acceptable (or absent, or the count is not an increase,
-    which create_partitions refuses with INVALID_PARTITIONS as Kafka does first)."""
+    """CreatePartitions' explicit assignments, checked as Kafka's ReplicationControlManager does: None
+    when they are acceptable (or absent, or the count is not an increase, which create_partitions
+    refuses with INVALID_PARTITIONS, as Kafka does first)."""
     if assignments is None or additional <= 0:
         return None
     if len(assignments) != additional:
         return (f"Attempted to add {additional} additional partition(s), but only {len(assignments)} "
                 f"assignment(s) were specified.")
-    for assignment in assignments:
-        replicas = sorted(assignment.broker_ids)
-        if not replicas:
-            return "The manual partition assignment includes an empty replica list."
-        for previous, broker_id in zip([None, *replicas], replicas):
-            if broker_id != node_id:
-                return (f"The manual partition assignment includes broker {broker_id}, but no such broker is "
-                        f"registered.")
-            if broker_id == previous:
-                return f"The manual partition assignment includes the broker {broker_id} more than once."
-        if len(replicas) != 1:
-            return (f"The manual partition assignment includes a partition with {len(replicas)} replica(s), but "
-                    f"this is not consistent with previous partitions, which have 1 replica(s).")
-    return None
+    return next((e for a in assignments if (e := replicas_error(a.broker_ids, node_id)) is not None), None)
 
 
 #: DescribeConfigs' config_type codes, by Kafka's ConfigDef type name.

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from ..log.errors import KafkaStorageError
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
-from ..quotas.entities import QuotaEntity, QuotaError, QuotaFilter
+from ..quotas.entities import IP, QuotaEntity, QuotaError, QuotaFilter, is_address
 from ..quotas.store import Alteration
 from .registry import RequestContext, handles
 
@@ -31,13 +33,27 @@ async def describe_client_quotas(broker: "Broker", ctx: RequestContext, req: Msg
     return Msg(throttle_time_ms=0, error_code=0, error_message=None, entries=entries)
 
 
+async def _resolvable(alterations: list[Alteration]) -> frozenset[str]:
+    """The host names of ip entities that resolve: Kafka accepts an ip entity naming a host
+    (InetAddress.getByName); trio looks it up in a worker thread."""
+    hosts = {n for a in alterations for t, n in a.pairs if t == IP and n and not is_address(n)}
+    found = set()
+    for host in hosts:
+        try:
+            await trio.socket.getaddrinfo(host, None)
+        except OSError:
+            continue
+        found.add(host)
+    return frozenset(found)
+
+
 @handles("ALTER_CLIENT_QUOTAS", 0, 1)
 async def alter_client_quotas(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     alterations = [Alteration(tuple((e.entity_type, e.entity_name) for e in entry.entity),
                               tuple((op.key, None if op.remove else op.value) for op in entry.ops))
                    for entry in req.entries]
     try:
-        results = await broker.alter_client_quotas(alterations, req.validate_only)
+        results = await broker.alter_client_quotas(alterations, req.validate_only, await _resolvable(alterations))
     except KafkaStorageError as e:
         return Msg(throttle_time_ms=0, entries=[
             {"error_code": ErrorCode.KAFKA_STORAGE_ERROR, "error_message": str(e), "entity": _entity(a.pairs)}

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
+from .admin import replicas_error
 from .registry import RequestContext, handles
 
 if TYPE_CHECKING:
@@ -93,27 +94,24 @@ async def list_partition_reassignments(broker: "Broker", ctx: RequestContext, re
     return Msg(throttle_time_ms=0, error_code=0, error_message=None, topics=[])  # none ever in progress
 
 
-# v1 (KIP-860) adds allow_replication_factor_change; with one replica per partition on one broker,
-# the only assignment that can be done ([this node]) never changes it.
+# v1 (KIP-860) adds allow_replication_factor_change: every assignment that passes Kafka's checks here
+# is [this node], which never changes a replication factor of 1, so the flag is only echoed.
 @handles("ALTER_PARTITION_REASSIGNMENTS", 0, 1)
 async def alter_partition_reassignments(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
-    allow_rf_change = req.get("allow_replication_factor_change", True)
     responses = []
     for t in req.topics:
         parts: list[dict[str, Any]] = []
         for p in t.partitions:
             code, message = ErrorCode.NONE, None
-            if broker.partition(t.name, p.partition_index) is None:
-                code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{t.name}-{p.partition_index} does not exist"
+            if broker.topic(t.name) is None:
+                code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Unable to find a topic named {t.name}."
+            elif broker.partition(t.name, p.partition_index) is None:
+                code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Unable to find partition {t.name}:{p.partition_index}."
             elif p.replicas is None:
-                code, message = ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, "no reassignment is in progress"
-            elif not allow_rf_change and len(p.replicas) != 1:
-                code = ErrorCode.INVALID_REPLICATION_FACTOR
-                message = f"the replication factor of {t.name}-{p.partition_index} (1) may not change"
-            elif list(p.replicas) != [broker.node_id]:
+                code = ErrorCode.NO_REASSIGNMENT_IN_PROGRESS  # Kafka sends no message with it
+            elif (message := replicas_error(list(p.replicas), broker.node_id)) is not None:
                 code = ErrorCode.INVALID_REPLICA_ASSIGNMENT
-                message = f"replicas {list(p.replicas)}: only broker {broker.node_id} exists"
             parts.append({"partition_index": p.partition_index, "error_code": code, "error_message": message})
         responses.append({"name": t.name, "partitions": parts})
-    return Msg(throttle_time_ms=0, allow_replication_factor_change=allow_rf_change, error_code=0,
-               error_message=None, responses=responses)
+    return Msg(throttle_time_ms=0, allow_replication_factor_change=req.get("allow_replication_factor_change", True),
+               error_code=0, error_message=None, responses=responses)

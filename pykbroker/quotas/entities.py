@@ -59,12 +59,26 @@ def _invalid(message: str) -> QuotaError:
     return QuotaError(ErrorCode.INVALID_REQUEST, message)
 
 
-def entity_text(entity: QuotaEntity) -> str:
-    return "ClientQuotaEntity(" + ", ".join(f"{t}={n if n is not None else '<default>'}" for t, n in entity) + ")"
+def entity_text(pairs: Iterable[tuple[str, str | None]]) -> str:
+    """The entity as Kafka's messages print it: ClientQuotaEntity(entries={user=u, client-id=c}),
+    the pairs in the order of Java's HashMap of that size."""
+    ordered = sorted(pairs, key=lambda pair: _java_bucket(pair[0]))
+    return "ClientQuotaEntity(entries={" + ", ".join(f"{t}={n}" if n is not None else f"{t}=null"
+                                                     for t, n in ordered) + "})"
 
 
-def validate_entity(pairs: Iterable[tuple[str, str | None]]) -> tuple[QuotaEntity, dict[str, QuotaKey]]:
-    """The entity, and the quota keys it may carry; QuotaError as Kafka's controller refuses it."""
+def _java_bucket(text: str) -> int:
+    h = 0
+    for ch in text:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return (h ^ (h >> 16)) & 15
+
+
+def validate_entity(pairs: Iterable[tuple[str, str | None]],
+                    resolvable: frozenset[str] | None = None) -> tuple[QuotaEntity, dict[str, QuotaKey]]:
+    """The entity, and the quota keys it may carry; QuotaError as Kafka's controller refuses it.
+    An ip entity must name an address or a host name in `resolvable` (looked up by the caller, off
+    the event loop); None accepts any host name (quotas read back from their file)."""
     seen: dict[str, str | None] = {}
     for entity_type, name in pairs:
         if entity_type in seen:
@@ -79,7 +93,7 @@ def validate_entity(pairs: Iterable[tuple[str, str | None]]) -> tuple[QuotaEntit
     if IP in seen:
         if len(seen) > 1:
             raise _invalid("Invalid quota entity combination, IP entity shouldnot be combined with User or ClientId")
-        if not _valid_ip(seen[IP]):
+        if not _valid_ip(seen[IP], resolvable):
             raise _invalid(f"{seen[IP]} is not a valid IP or resolvable host.")
         keys = IP_KEYS
     else:
@@ -87,16 +101,17 @@ def validate_entity(pairs: Iterable[tuple[str, str | None]]) -> tuple[QuotaEntit
     return tuple(sorted(seen.items())), keys
 
 
-def _valid_ip(name: str | None) -> bool:
-    """An address (or the default entity). Kafka also accepts a resolvable host name; resolving
-    would block the event loop, so only literal addresses are accepted here."""
-    if name is None:
-        return True
+def is_address(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
     except ValueError:
         return False
     return True
+
+
+def _valid_ip(name: str | None, resolvable: frozenset[str] | None) -> bool:
+    """The default entity, an address, or a host name that resolves (Kafka's InetAddress.getByName)."""
+    return name is None or is_address(name) or resolvable is None or name in resolvable
 
 
 def validate_value(keys: Mapping[str, QuotaKey], key: str, value: float) -> None:

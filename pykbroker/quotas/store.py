@@ -44,19 +44,23 @@ class QuotaStore:
         """Every entity that sets `key`, with its value."""
         return {e: values[key] for e, values in self.entries.items() if key in values}
 
-    def alter(self, alterations: Iterable[Alteration]) -> tuple["QuotaStore", list[AlterResult]]:
+    def alter(self, alterations: Iterable[Alteration],
+              resolvable: frozenset[str] = frozenset()) -> tuple["QuotaStore", list[AlterResult]]:
         """The store after the valid alterations, and one result per distinct entity (Kafka applies
-        each entity's changes or none of them; other entities are unaffected)."""
+        each entity's changes or none of them; other entities are unaffected). `resolvable`: the
+        host names of ip entities that resolve."""
         entries = {e: dict(v) for e, v in self.entries.items()}
         results: dict[tuple[tuple[str, str | None], ...], AlterResult] = {}
         for alteration in alterations:
             key = tuple(sorted(alteration.pairs))
-            if key in results:
+            keys = [k for k, _ in alteration.ops]
+            if key in results or len(set(keys)) != len(keys):
+                # Kafka reports a repeated quota key with the repeated-entity message too
                 results[key] = AlterResult(alteration.pairs, ErrorCode.INVALID_REQUEST,
-                                           f"Ignoring duplicate entity {entity_text(key)}")
+                                           f"Ignoring duplicate entity {entity_text(alteration.pairs)}")
                 continue
             try:
-                _apply(entries, alteration)
+                _apply(entries, alteration, resolvable)
             except QuotaError as e:
                 results[key] = AlterResult(alteration.pairs, e.code, str(e))
             else:
@@ -86,14 +90,8 @@ class QuotaStore:
         return cls(entries)
 
 
-def _apply(entries: dict[QuotaEntity, dict[str, float]], alteration: Alteration) -> None:
-    seen: set[str] = set()
-    for key, _ in alteration.ops:
-        if key in seen:
-            raise QuotaError(ErrorCode.INVALID_REQUEST, f"Duplicate quota key {key} not updating quota for "
-                             f"this entity")
-        seen.add(key)
-    entity, keys = validate_entity(alteration.pairs)
+def _apply(entries: dict[QuotaEntity, dict[str, float]], alteration: Alteration, resolvable: frozenset[str]) -> None:
+    entity, keys = validate_entity(alteration.pairs, resolvable)
     current = dict(entries.get(entity, {}))
     for key, value in alteration.ops:
         if value is None:
