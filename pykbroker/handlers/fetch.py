@@ -33,8 +33,10 @@ async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | Thrott
     v = ctx.api_version
     max_wait_s = max(req.max_wait_ms, 0) / 1000
     quota = broker.client_quotas.fetch
-    # As Kafka: a consumer fetches at most what its byte-rate quota allows in one quota window.
-    max_bytes = int(min(req.get("max_bytes", 0x7FFFFFFF), quota.max_value_in_window(ANONYMOUS_USER, ctx.client_id)))
+    # Kafka: min(request's max_bytes, broker fetch.max.bytes, what the consumer's byte-rate quota allows
+    # in one quota window); v0-2 have no max_bytes of their own.
+    max_bytes = int(min(req.get("max_bytes", 0x7FFFFFFF), broker.config.fetch_max_bytes,
+                        quota.max_value_in_window(ANONYMOUS_USER, ctx.client_id)))
     min_bytes = min(req.min_bytes, max_bytes)
     isolation = req.get("isolation_level", 0)
     session, incremental, error = _session(broker, req, v)
