@@ -13,6 +13,7 @@ from ..protocol.records import (
     CorruptRecordError, InvalidRecordError, RecordError, iter_batches, legacy_to_v2_batch,
 )
 from .registry import RequestContext, handles
+from .topic_ids import name_by_id
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -34,21 +35,24 @@ _APPEND_ERRORS: tuple[tuple[type[Exception], ErrorCode], ...] = (
 
 # v12 (KIP-890) is v11; only with transaction.version 2 finalized may a transactional producer use it
 # (partitions then join the transaction implicitly), and it is finalized at 0 here, so transactional
-# producers stay at v11. v13 (topic ids, KIP-516) is not served.
-@handles("PRODUCE", 0, 12)
+# producers stay at v11. v13 (KIP-516) addresses topics by id: an unknown id is UNKNOWN_TOPIC_ID.
+@handles("PRODUCE", 0, 13)
 async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | None:
     acks = req.acks
+    unknown_ids = name_by_id(broker, req.topic_data) if ctx.api_version >= 13 else set()
     topics = []
     for topic in req.topic_data:
         partitions = []
         for part in topic.partition_data:
-            if acks not in (-1, 0, 1):
+            if id(topic) in unknown_ids:
+                result = _error(part.index, ErrorCode.UNKNOWN_TOPIC_ID)
+            elif acks not in (-1, 0, 1):
                 result = _error(part.index, ErrorCode.INVALID_REQUIRED_ACKS)
             else:
                 result = await _append(broker, topic.name, part.index, part.records, ctx.api_version,
                                        req.get("transactional_id"))
             partitions.append(result)
-        topics.append({"name": topic.name, "partition_responses": partitions})
+        topics.append({"name": topic.name, "topic_id": topic.get("topic_id"), "partition_responses": partitions})
     if acks == 0:
         return None  # Kafka sends no response at all for acks=0
     return Msg(responses=topics, throttle_time_ms=0)

@@ -61,12 +61,13 @@ def test_java4x_sees_the_features_served(kafka_broker: RunningBroker, java4x) ->
 
 
 def test_java4x_idempotent_producer_then_consumer(kafka_broker: RunningBroker, java4x, served) -> None:
-    """Produce v12, Fetch v18, Metadata v13 and ListOffsets v10: what a 4.4 client picks here."""
+    """Produce v13 (topic ids), Fetch v18, Metadata v13, ListOffsets v11 and ApiVersions v5: what a 4.4
+    client picks here."""
     produced, consumed = produce_then_consume(java4x, kafka_broker.bootstrap_servers, _topic("java4x"), 1000,
                                               produce_args=("--compression", "zstd"))
     for field in ("value_bytes", "partitions", "first_offset", "last_offset"):
         assert consumed[field] == produced[field], field
-    assert {("PRODUCE", 12), ("FETCH", 18), ("METADATA", 13), ("LIST_OFFSETS", 10)} <= served
+    assert {("PRODUCE", 13), ("FETCH", 18), ("METADATA", 13), ("LIST_OFFSETS", 11), ("API_VERSIONS", 5)} <= served, served
 
 
 def test_java4x_kip848_consumer_group(kafka_broker: RunningBroker, java4x, served) -> None:
@@ -75,6 +76,7 @@ def test_java4x_kip848_consumer_group(kafka_broker: RunningBroker, java4x, serve
                                                      "--prop", "group.protocol=consumer"))
     assert consumed["committed"] is True
     assert ("CONSUMER_GROUP_HEARTBEAT", 1) in served  # Kafka 4's version: client-chosen member ids
+    assert {("OFFSET_COMMIT", 10), ("OFFSET_FETCH", 10)} <= served, served  # by topic id
 
 
 def test_java4x_admin_describe_cluster(kafka_broker: RunningBroker, java4x, served) -> None:
