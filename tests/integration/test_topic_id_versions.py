@@ -160,5 +160,20 @@ def test_api_versions_v5_checks_the_clients_cluster_and_node(client: WireClient)
     assert versions(None, -1, bad_name).error_code == ErrorCode.INVALID_REQUEST
 
 
+def test_metadata_by_topic_id_ignores_the_name_beside_it(client: WireClient) -> None:
+    """The Java 4.4 consumer, assigned a topic by id (KIP-848), asks Metadata for {name: "", topic_id}."""
+    name, topic_id = new_topic(client)
+    bogus = uuid.uuid4()
+
+    def by_ids(*ids: uuid.UUID) -> Any:
+        return client.request(METADATA, 12, {"topics": [{"topic_id": i, "name": ""} for i in ids],
+                                             "allow_auto_topic_creation": False,
+                                             "include_topic_authorized_operations": False}).topics
+    found = retried(lambda: by_ids(topic_id), lambda topics: topics[0].error_code)
+    assert [(t.name, t.topic_id, t.error_code, len(t.partitions)) for t in found] == [(name, topic_id, 0, 2)]
+    unknown = by_ids(bogus)
+    assert [(t.name, t.topic_id, t.error_code) for t in unknown] == [(None, bogus, ErrorCode.UNKNOWN_TOPIC_ID)]
+
+
 def test_zero_topic_id_is_unknown(client: WireClient) -> None:
     assert produce_v13(client, ZERO_UUID).responses[0].partition_responses[0].error_code == ErrorCode.UNKNOWN_TOPIC_ID

@@ -6,32 +6,15 @@ tests/tools/setup_java_client_4x.sh; a failing set-up fails these tests (only a 
 
 from __future__ import annotations
 
-import functools
-import subprocess
 import uuid
-from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 
-from integration.clients.java import java_available, produce_then_consume, run_java
+from integration.clients.java import produce_then_consume
 from pykbroker.handlers import HANDLERS, Handler
 from pykbroker.handlers.features import FINALIZED, FINALIZED_EPOCH, SUPPORTED
 from pykbroker.protocol.messages import API_KEYS
 from pykbroker.testing import RunningBroker
-
-SETUP = Path(__file__).resolve().parents[2] / "tools" / "setup_java_client_4x.sh"
-
-
-@pytest.fixture(scope="session")
-def java4x() -> Callable[..., dict[str, Any]]:
-    reason = java_available()
-    if reason:
-        pytest.skip(reason)
-    done = subprocess.run([str(SETUP)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.fail(f"{SETUP.name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}", pytrace=False)
-    return functools.partial(run_java, classpath=done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture
