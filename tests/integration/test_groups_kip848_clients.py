@@ -1,6 +1,7 @@
 """The KIP-848 consumer group protocol with librdkafka (confluent-kafka, group.protocol=consumer):
 joining, splitting partitions, commits and resume, and a broker-side regular-expression
-subscription (ConsumerGroupHeartbeat v1) that picks up a topic created later."""
+subscription (ConsumerGroupHeartbeat v1) that picks up a topic created later, alone and with two
+members splitting it. (The Java 4.4 consumer's SubscriptionPattern: clients/test_java_4x_pattern.py.)"""
 
 from __future__ import annotations
 
@@ -71,6 +72,36 @@ def test_regex_subscription_picks_up_a_topic_created_later(kafka_broker: Running
     assert {t for t, _, _ in more} == {later} and len(more) == 7
     described = kafka_broker.broker.consumer_groups.describe("kip848-regex")
     assert described.error == ErrorCode.NONE
+
+
+def test_regex_members_split_a_later_topic_and_resume_from_commits(kafka_broker: RunningBroker,
+                                                                   topic_name: str) -> None:
+    bs = kafka_broker.bootstrap_servers
+    first, later = f"{topic_name}-rx-a", f"{topic_name}-rx-b"
+    setup_topic(bs, first, partitions=2, count=20)
+    members = [kip848(bs, "kip848-regex-split") for _ in range(2)]
+    for c in members:
+        c.subscribe([f"^{topic_name}-rx-.*"])
+    got = drain(members, 20)
+    setup_topic(bs, later, partitions=2, count=20)  # created after both subscribed
+    more = drain(members, 20)
+    records = [r for d in (got, more) for i in range(2) for r in d[i]]
+    assert len(records) == 40 and len(set(records)) == 40  # every record once
+    wait_for(lambda: all(c.poll(0.05) is None and c.assignment() for c in members)
+             and len({(tp.topic, tp.partition) for c in members for tp in c.assignment()}) == 4)
+    owned = [{(tp.topic, tp.partition) for tp in c.assignment()} for c in members]
+    assert owned[0] and owned[1] and not owned[0] & owned[1]
+    assert owned[0] | owned[1] == {(t, p) for t in (first, later) for p in range(2)}
+    for c in members:
+        c.close()
+    p = Producer({"bootstrap.servers": bs})
+    p.produce(later, b"late", partition=1)
+    p.flush(10)
+    again = kip848(bs, "kip848-regex-split")
+    again.subscribe([f"^{topic_name}-rx-.*"])
+    resumed = drain([again], 1)
+    again.close()
+    assert resumed[0] == [(later, 1, 10)]  # only the new record: the regex members' commits held
 
 
 def test_heartbeat_v1_rules(kafka_broker: RunningBroker) -> None:
