@@ -62,7 +62,12 @@ class FrameProxy:
         if self.upstream is None:
             await client.aclose()
             return
-        async with client, await trio.open_tcp_stream(*self.upstream) as broker, trio.open_nursery() as nursery:
+        try:
+            broker = await trio.open_tcp_stream(*self.upstream)
+        except OSError:  # the broker is gone (stopping): the client sees its connection close
+            await client.aclose()
+            return
+        async with client, broker, trio.open_nursery() as nursery:
             async def then_stop(pump: Callable[[], object]) -> None:
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await pump()  # type: ignore[misc]
