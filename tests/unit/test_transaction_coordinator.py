@@ -16,7 +16,7 @@ TP = ("orders", 0)
 
 
 class Harness:
-    def __init__(self, limits: TxnLimits = TxnLimits()) -> None:
+    def __init__(self, limits: TxnLimits = TxnLimits(), transaction_version: int = 2) -> None:
         self.batches: list[bytes] = []
         self.markers: list[tuple[int, int, bool, frozenset]] = []
         self.fail_markers: set = set()
@@ -35,7 +35,7 @@ class Harness:
             self.markers.append((pid, epoch, commit, partitions))
             return set(partitions) & self.fail_markers
 
-        self.coordinator = TransactionCoordinator(append, 1, write_markers, new_id, limits)
+        self.coordinator = TransactionCoordinator(append, 1, write_markers, new_id, limits, transaction_version)
         self.coordinator.begin_load(0)
         self.coordinator.finish_load(0)
 
@@ -88,17 +88,20 @@ def test_errors_for_wrong_producer_epoch_and_state() -> None:
     assert h.init(pid=1000, epoch=0).producer_epoch == 1
 
 
-def test_init_during_an_open_transaction_fences_and_aborts_it() -> None:
-    h = Harness()
+@pytest.mark.parametrize(("version", "abort_epoch"), [(0, 1), (2, 2)])
+def test_init_during_an_open_transaction_fences_and_aborts_it(version: int, abort_epoch: int) -> None:
+    """The fence bumps the epoch; with transaction.version 2 the abort bumps it once more (Kafka's
+    server-side abort follows the finalized version)."""
+    h = Harness(transaction_version=version)
     c = h.coordinator
     h.init()
     c.add_partitions("t", 1000, 0, [TP])
     assert h.init().error == ErrorCode.CONCURRENT_TRANSACTIONS
-    assert h.markers == [(1000, 1, False, frozenset({TP}))]  # aborted with the bumped epoch
+    assert h.markers == [(1000, abort_epoch, False, frozenset({TP}))]  # aborted with the bumped epoch
     assert c.describe("t").state == "CompleteAbort"
     assert c.add_partitions("t", 1000, 0, [TP]) == ErrorCode.PRODUCER_FENCED  # the zombie
     r = h.init()
-    assert (r.error, r.producer_epoch) == (ErrorCode.NONE, 2)
+    assert (r.error, r.producer_epoch) == (ErrorCode.NONE, abort_epoch + 1)
 
 
 def test_an_exhausted_epoch_takes_a_new_producer_id() -> None:
@@ -145,7 +148,8 @@ def test_timeouts_abort_and_idle_ids_expire() -> None:
     c.tick(start + 50)
     assert c.describe("t").state == "Ongoing"
     c.tick(start + 101)
-    assert c.describe("t").state == "CompleteAbort" and c.describe("t").producer_epoch == 1
+    # fenced (epoch 1) and aborted with transaction.version 2's bump (epoch 2), as Kafka's timeout abort
+    assert c.describe("t").state == "CompleteAbort" and c.describe("t").producer_epoch == 2
     c.tick(c.txns["t"].last_update_ms + 1001)
     assert c.describe("t").error == ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
     assert h.reloaded().txns == {}  # the tombstone is replayed too
