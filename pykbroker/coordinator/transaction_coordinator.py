@@ -300,13 +300,16 @@ class TransactionCoordinator:
 
     def verify_partitions(self, transactional_id: str, producer_id: int, epoch: int,
                           partitions: Iterable[TopicPartition]) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
-        """AddPartitionsToTxn v4+ verify-only, and the produce path's check: is each partition in the
-        producer's ongoing transaction? (Kafka: INVALID_TXN_STATE for those that are not.)"""
+        """AddPartitionsToTxn v4+ verify-only, and the v1 produce path's check: is each partition in the
+        producer's transaction? Kafka's handleVerifyPartitionsInTransaction: CONCURRENT_TRANSACTIONS
+        while it is being completed, TRANSACTION_ABORTABLE for a partition not in it (the caller turns
+        that into INVALID_TXN_STATE for clients older than KIP-890's error)."""
         code, txn = self._check(transactional_id, producer_id, epoch)
         if txn is None:
             return code, {}
-        ongoing = txn.state == TxnState.ONGOING
-        return ErrorCode.NONE, {tp: ErrorCode.NONE if ongoing and tp in txn.partitions else ErrorCode.INVALID_TXN_STATE
+        if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+            return ErrorCode.CONCURRENT_TRANSACTIONS, {}
+        return ErrorCode.NONE, {tp: ErrorCode.NONE if tp in txn.partitions else ErrorCode.TRANSACTION_ABORTABLE
                                 for tp in partitions}
 
     # ------------------------------------------------------------------ EndTxn

@@ -36,8 +36,10 @@ _APPEND_ERRORS: tuple[tuple[type[Exception], ErrorCode], ...] = (
 #: From v12 (KIP-890 part 2) a transactional produce adds its partition to the transaction
 #: (Kafka's ADD_PARTITION for Produce version > 11); before, it only verifies the partition was added.
 ADD_PARTITION_VERSION = 12
+#: Produce v11 clients know TRANSACTION_ABORTABLE (KIP-890); older ones are told INVALID_TXN_STATE.
+ABORTABLE_ERROR_VERSION = 11
 #: Coordinator errors Kafka's ReplicaManager answers as NOT_ENOUGH_REPLICAS, which every producer
-#: retries without a metadata refresh.
+#: retries without a metadata refresh (CONCURRENT_TRANSACTIONS too, except to a v2 producer).
 _RETRY_AS_NOT_ENOUGH_REPLICAS = frozenset({ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.COORDINATOR_NOT_AVAILABLE,
                                            ErrorCode.NOT_COORDINATOR})
 
@@ -112,6 +114,10 @@ def _verify_transaction(broker: "Broker", topic: str, index: int, records: Any,
     else:
         code, verified = broker.txns.verify_partitions(transactional_id, header.producer_id, header.producer_epoch, [tp])
         code = code or verified[tp]
+        if code == ErrorCode.TRANSACTION_ABORTABLE and version < ABORTABLE_ERROR_VERSION:
+            code = ErrorCode.INVALID_TXN_STATE
+        elif code == ErrorCode.CONCURRENT_TRANSACTIONS:
+            code = ErrorCode.NOT_ENOUGH_REPLICAS
     if code == ErrorCode.PRODUCER_FENCED:
         return ErrorCode.INVALID_PRODUCER_EPOCH  # what a produce reports for a fenced epoch
     if code in _RETRY_AS_NOT_ENOUGH_REPLICAS:

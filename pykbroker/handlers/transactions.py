@@ -31,6 +31,7 @@ STATE_NAMES = {s.display for s in TxnState}
 END_TXN_V2 = 5
 TXN_OFFSET_COMMIT_V2 = 5
 ADD_PARTITIONS_V2 = 5
+ABORTABLE_ERROR_VERSION = 4  # TxnOffsetCommit's first version with TRANSACTION_ABORTABLE
 
 
 def _partition_results(broker: "Broker", topics: list[Msg], code: ErrorCode) -> list[dict[str, Any]]:
@@ -115,6 +116,8 @@ async def txn_offset_commit(broker: "Broker", ctx: RequestContext, req: Msg) -> 
         code, verified = broker.txns.verify_partitions(req.transactional_id, req.producer_id, req.producer_epoch,
                                                        [offsets_partition])
         code = code or verified.get(offsets_partition, ErrorCode.NONE)
+        if code == ErrorCode.TRANSACTION_ABORTABLE and ctx.api_version < ABORTABLE_ERROR_VERSION:
+            code = ErrorCode.INVALID_TXN_STATE  # v4 (KIP-890) is the first to know TRANSACTION_ABORTABLE
     accepted, codes = offsets_to_commit(broker, req.topics)
     if not code:
         code = broker.groups.txn_commit(req.group_id, req.producer_id, req.producer_epoch, req.get("member_id", ""),

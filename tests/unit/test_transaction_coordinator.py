@@ -181,8 +181,8 @@ def test_list_filters_and_verify() -> None:
     assert [d.transactional_id for d in c.list(["Ongoing"])] == ["b"]
     assert [d.transactional_id for d in c.list(producer_ids=[1000])] == ["a"]
     assert c.verify_partitions("b", 1001, 0, [TP, ("x", 0)]) == (
-        ErrorCode.NONE, {TP: ErrorCode.NONE, ("x", 0): ErrorCode.INVALID_TXN_STATE})
-    assert c.verify_partitions("a", 1000, 0, [TP])[1] == {TP: ErrorCode.INVALID_TXN_STATE}
+        ErrorCode.NONE, {TP: ErrorCode.NONE, ("x", 0): ErrorCode.TRANSACTION_ABORTABLE})
+    assert c.verify_partitions("a", 1000, 0, [TP])[1] == {TP: ErrorCode.TRANSACTION_ABORTABLE}
 
 
 @pytest.mark.parametrize("state", list(TxnState))
