@@ -32,6 +32,7 @@ END_TXN_V2 = 5
 TXN_OFFSET_COMMIT_V2 = 5
 ADD_PARTITIONS_V2 = 5
 ABORTABLE_ERROR_VERSION = 4  # TxnOffsetCommit's first version with TRANSACTION_ABORTABLE
+TOPIC_IDS_VERSION = 6  # TxnOffsetCommit names topics by id (KIP-1319)
 
 
 def _partition_results(broker: "Broker", topics: list[Msg], code: ErrorCode) -> list[dict[str, Any]]:
@@ -103,7 +104,9 @@ async def end_txn(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
 
 
 # v5 (4.0, KIP-890 part 2) is v4 on the wire; from it the commit adds the offsets partition itself.
-@handles("TXN_OFFSET_COMMIT", 0, 5)
+# v6 (KIP-1319) names topics by id, and tells GROUP_ID_NOT_FOUND and STALE_MEMBER_EPOCH apart
+# from ILLEGAL_GENERATION, which older versions get for both (Kafka's OffsetMetadataManager).
+@handles("TXN_OFFSET_COMMIT", 0, 6)
 async def txn_offset_commit(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     """Offsets written now as part of the producer's transaction; the group sees them on commit."""
     offsets_partition = (OFFSETS_TOPIC, broker.groups.partition_for(req.group_id))
@@ -118,15 +121,26 @@ async def txn_offset_commit(broker: "Broker", ctx: RequestContext, req: Msg) -> 
         code = code or verified.get(offsets_partition, ErrorCode.NONE)
         if code == ErrorCode.TRANSACTION_ABORTABLE and ctx.api_version < ABORTABLE_ERROR_VERSION:
             code = ErrorCode.INVALID_TXN_STATE  # v4 (KIP-890) is the first to know TRANSACTION_ABORTABLE
-    accepted, codes = offsets_to_commit(broker, req.topics)
+    by_id = ctx.api_version >= TOPIC_IDS_VERSION
+    topics = [Msg(t, name=_topic_name(broker, t.topic_id)) for t in req.topics] if by_id else req.topics
+    accepted, codes = offsets_to_commit(broker, [t for t in topics if t.name is not None])
     if not code:
         code = broker.groups.txn_commit(req.group_id, req.producer_id, req.producer_epoch, req.get("member_id", ""),
                                         req.get("group_instance_id"), req.get("generation_id_or_member_epoch", -1), accepted)
+        if not by_id and code in (ErrorCode.GROUP_ID_NOT_FOUND, ErrorCode.STALE_MEMBER_EPOCH):
+            code = ErrorCode.ILLEGAL_GENERATION
     codes.update({key: code for key in accepted})
     return Msg(throttle_time_ms=0, topics=[
-        {"name": t.name, "partitions": [{"partition_index": p.partition_index,
-                                         "error_code": codes[(t.name, p.partition_index)]} for p in t.partitions]}
-        for t in req.topics])
+        {"name": t.name or "", "topic_id": t.get("topic_id"), "partitions": [
+            {"partition_index": p.partition_index,
+             "error_code": codes[(t.name, p.partition_index)] if t.name is not None else ErrorCode.UNKNOWN_TOPIC_ID}
+            for p in t.partitions]}
+        for t in topics])
+
+
+def _topic_name(broker: "Broker", topic_id: Any) -> str | None:
+    topic = broker.topic_by_id(topic_id)
+    return topic.name if topic is not None else None
 
 
 @handles("DESCRIBE_TRANSACTIONS", 0, 0)

@@ -128,3 +128,34 @@ def test_list_transactions_v2_filters_by_pattern(client: WireClient) -> None:
     assert [t.transactional_id for t in listed("app").transaction_states] == []  # the whole id must match
     assert len(listed(None).transaction_states) >= 3
     assert listed("app-(").error_code == ErrorCode.INVALID_REGULAR_EXPRESSION
+
+
+def test_txn_offset_commit_v6_names_topics_by_id(client: WireClient, topic_name: str,
+                                                 kafka_broker: RunningBroker) -> None:
+    """v6 (KIP-1319): topic ids, UNKNOWN_TOPIC_ID, and GROUP_ID_NOT_FOUND where v5 says ILLEGAL_GENERATION."""
+    import uuid
+
+    p = init(client, "v6-offsets")
+    topic_id = kafka_broker.broker.topic(topic_name).topic_id
+
+    def commit_offsets(version: int, group: str, generation: int, topic: dict) -> Msg:
+        return client.request(K["TXN_OFFSET_COMMIT"], version, {
+            "transactional_id": "v6-offsets", "group_id": group, "producer_id": p.producer_id,
+            "producer_epoch": p.producer_epoch, "generation_id_or_member_epoch": generation, "member_id": "",
+            "group_instance_id": None, "topics": [{**topic, "partitions": [
+                {"partition_index": 0, "committed_offset": 7, "committed_leader_epoch": -1,
+                 "committed_metadata": ""}]}]})
+
+    ok = commit_offsets(6, "g-v6", -1, {"topic_id": topic_id})
+    assert ok.topics[0].topic_id == topic_id and ok.topics[0].partitions[0].error_code == 0
+    unknown = commit_offsets(6, "g-v6", -1, {"topic_id": uuid.uuid4()})
+    assert unknown.topics[0].partitions[0].error_code == ErrorCode.UNKNOWN_TOPIC_ID
+    missing = commit_offsets(6, "g-v6-missing", 3, {"topic_id": topic_id})
+    assert missing.topics[0].partitions[0].error_code == ErrorCode.GROUP_ID_NOT_FOUND
+    older = commit_offsets(5, "g-v6-missing", 3, {"name": topic_name})
+    assert older.topics[0].partitions[0].error_code == ErrorCode.ILLEGAL_GENERATION
+    r = end(client, "v6-offsets", p.producer_id, p.producer_epoch, commit=True)
+    assert r.error_code == 0
+    fetched = client.request(K["OFFSET_FETCH"], 8, {"groups": [{"group_id": "g-v6", "topics": None}],
+                                                      "require_stable": True})
+    assert fetched.groups[0].topics[0].partitions[0].committed_offset == 7

@@ -18,7 +18,7 @@ from pykbroker.protocol.messages import API_KEYS, API_VERSION_RANGES
 #: handler ignores or fills (the reason is at each @handles).
 RAISED_BEYOND_3_9 = {"PRODUCE": 12, "FETCH": 18, "LIST_OFFSETS": 10, "METADATA": 13, "DESCRIBE_GROUPS": 6, "DELETE_GROUPS": 3,
                      "DESCRIBE_CLUSTER": 2, "CONSUMER_GROUP_DESCRIBE": 1, "CONSUMER_GROUP_HEARTBEAT": 1,
-                     "END_TXN": 5, "TXN_OFFSET_COMMIT": 5, "LIST_TRANSACTIONS": 2}
+                     "END_TXN": 5, "TXN_OFFSET_COMMIT": 6, "LIST_TRANSACTIONS": 2}
 #: kraft.version describes the controller quorum's voter records (KIP-853); there is no quorum here.
 NOT_TIED_TO_METADATA_VERSION = {"kraft.version"}
 
