@@ -373,15 +373,19 @@ class TransactionCoordinator:
         return await self._end_v2(txn, commit=False, no_partitions=True)  # v2 may abort with nothing added
 
     async def _end_v2(self, txn: TxnMetadata, commit: bool, no_partitions: bool) -> EndTxnResult:
+        """PrepareCommit/PrepareAbort at epoch + 1 (never past Short.MAX_VALUE, where Kafka lets only
+        an abort through unbumped), naming the next producer id when the bump exhausts the epoch."""
         next_pid = NO_PRODUCER_ID
         if txn.producer_epoch >= MAX_EPOCH:  # the bump exhausts the epoch: rotate at completion
+            before = (txn.state, txn.producer_id, txn.producer_epoch)
             try:
                 next_pid = await self._new_producer_id()
             except Exception as e:  # noqa: BLE001 - answered as Kafka answers a failed id allocation
                 return EndTxnResult(append_error(e))
-        if txn.state not in (*_COMPLETED, TxnState.ONGOING):
-            return EndTxnResult(ErrorCode.CONCURRENT_TRANSACTIONS)  # changed during the await
-        epoch = txn.producer_epoch if (txn.producer_epoch == EPOCH_CEILING and not commit) else txn.producer_epoch + 1
+            if self.txns.get(txn.transactional_id) is not txn or (txn.state, txn.producer_id,
+                                                                  txn.producer_epoch) != before:
+                return EndTxnResult(ErrorCode.CONCURRENT_TRANSACTIONS)  # changed during the await: retry
+        epoch = min(txn.producer_epoch + 1, EPOCH_CEILING)
         code = self._prepare_end(txn, commit, epoch=epoch, client_version=TV2, next_producer_id=next_pid,
                                  start_ms=now_ms() if no_partitions else None)
         if code:

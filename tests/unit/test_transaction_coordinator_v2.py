@@ -74,12 +74,18 @@ def test_the_empty_state() -> None:
     assert h.coordinator.describe("t").start_ms > 0  # Kafka takes the abort's time as the start
 
 
-def test_an_exhausted_epoch_rotates_the_producer_id_at_completion() -> None:
+def ongoing_at(epoch: int) -> Harness:
+    """A transaction open at `epoch` (set directly: reaching it takes 32k transactions)."""
     h = Harness()
-    c = h.coordinator
     h.init()
-    c.txns["t"].producer_epoch = MAX_EPOCH
-    ongoing(h, epoch=MAX_EPOCH)
+    h.coordinator.txns["t"].producer_epoch = epoch
+    ongoing(h, epoch=epoch)
+    return h
+
+
+def test_an_exhausted_epoch_rotates_the_producer_id_at_completion() -> None:
+    h = ongoing_at(MAX_EPOCH)
+    c = h.coordinator
     assert end(h, MAX_EPOCH, commit=True) == EndTxnResult(ErrorCode.NONE, 1001, 0)
     assert h.markers == [(1000, EPOCH_CEILING, True, frozenset({TP}))]  # written under the old id
     d = c.describe("t")
@@ -93,11 +99,8 @@ def test_an_exhausted_epoch_rotates_the_producer_id_at_completion() -> None:
 
 
 def test_rotation_pending_on_failed_markers_answers_the_next_id_and_survives_a_reload() -> None:
-    h = Harness()
+    h = ongoing_at(MAX_EPOCH)
     c = h.coordinator
-    h.init()
-    c.txns["t"].producer_epoch = MAX_EPOCH
-    ongoing(h, epoch=MAX_EPOCH)
     h.fail_markers = {TP}
     assert end(h, MAX_EPOCH, commit=False) == EndTxnResult(ErrorCode.NONE, 1001, 0)
     assert c.describe("t").state == "PrepareAbort"
@@ -111,10 +114,7 @@ def test_rotation_pending_on_failed_markers_answers_the_next_id_and_survives_a_r
 
 
 def test_an_abort_at_the_epoch_ceiling_does_not_bump() -> None:
-    h = Harness()
-    h.init()
-    h.coordinator.txns["t"].producer_epoch = EPOCH_CEILING
-    ongoing(h, epoch=EPOCH_CEILING)
+    h = ongoing_at(EPOCH_CEILING)
     r = end(h, EPOCH_CEILING, commit=False)
     assert r.error == ErrorCode.NONE and h.markers[-1][1] == EPOCH_CEILING
 
