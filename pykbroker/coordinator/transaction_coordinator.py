@@ -247,7 +247,7 @@ class TransactionCoordinator:
             return InitPidResult(ErrorCode.CONCURRENT_TRANSACTIONS)
         if txn.state == TxnState.ONGOING:
             # A zombie's transaction: fence it with a bumped epoch and abort it; the caller retries.
-            code = self._abort_fenced(txn)
+            code = await self._abort_fenced(txn)
             return InitPidResult(code or ErrorCode.CONCURRENT_TRANSACTIONS)
         pid, epoch = txn.producer_id, txn.producer_epoch + 1
         if epoch > MAX_EPOCH:
@@ -261,17 +261,35 @@ class TransactionCoordinator:
         log.info("transactional id %s: producer id %d epoch %d", transactional_id, pid, epoch)
         return InitPidResult(ErrorCode.NONE, pid, epoch)
 
-    def _abort_fenced(self, txn: TxnMetadata) -> ErrorCode:
+    async def _abort_fenced(self, txn: TxnMetadata) -> ErrorCode:
         """Bump the epoch (fencing the producer) and abort its open transaction with it. Under
-        transaction.version 2 the abort bumps once more, as any v2 abort does (Kafka's endTransaction
-        with the server's version after prepareFenceProducerEpoch); never past Short.MAX_VALUE, and
-        no producer id rotation here: the client's next InitProducerId rotates an exhausted epoch."""
+        transaction.version 2 the abort bumps once more, as any v2 abort does (Kafka 4.4's
+        endTransaction with the server's version after prepareFenceProducerEpoch), never past
+        Short.MAX_VALUE, and an exhausted epoch rotates the producer id at completion here too."""
         if self.transaction_version < TV2:
             if txn.producer_epoch >= MAX_EPOCH:
                 return ErrorCode.PRODUCER_FENCED  # Kafka cannot fence further either; the transaction times out
             return self._prepare_end(txn, commit=False, epoch=txn.producer_epoch + 1)
+        next_pid, code = await self._next_producer_id_if_exhausted(txn)
+        if code:
+            return code
         fenced = min(txn.producer_epoch + 1, EPOCH_CEILING)
-        return self._prepare_end(txn, commit=False, epoch=min(fenced + 1, EPOCH_CEILING), client_version=TV2)
+        return self._prepare_end(txn, commit=False, epoch=min(fenced + 1, EPOCH_CEILING), client_version=TV2,
+                                 next_producer_id=next_pid)
+
+    async def _next_producer_id_if_exhausted(self, txn: TxnMetadata) -> tuple[int, ErrorCode]:
+        """The producer id a v2 end rotates to when its epoch is exhausted (-1: none needed).
+        CONCURRENT_TRANSACTIONS if the transaction changed while the id was allocated."""
+        if txn.producer_epoch < MAX_EPOCH:
+            return NO_PRODUCER_ID, ErrorCode.NONE
+        before = (txn.state, txn.producer_id, txn.producer_epoch)
+        try:
+            next_pid = await self._new_producer_id()
+        except Exception as e:  # noqa: BLE001 - answered as Kafka answers a failed id allocation
+            return NO_PRODUCER_ID, append_error(e)
+        if self.txns.get(txn.transactional_id) is not txn or (txn.state, txn.producer_id, txn.producer_epoch) != before:
+            return NO_PRODUCER_ID, ErrorCode.CONCURRENT_TRANSACTIONS
+        return next_pid, ErrorCode.NONE
 
     # ------------------------------------------------------------------ AddPartitions / AddOffsets
 
@@ -375,16 +393,9 @@ class TransactionCoordinator:
     async def _end_v2(self, txn: TxnMetadata, commit: bool, no_partitions: bool) -> EndTxnResult:
         """PrepareCommit/PrepareAbort at epoch + 1 (never past Short.MAX_VALUE, where Kafka lets only
         an abort through unbumped), naming the next producer id when the bump exhausts the epoch."""
-        next_pid = NO_PRODUCER_ID
-        if txn.producer_epoch >= MAX_EPOCH:  # the bump exhausts the epoch: rotate at completion
-            before = (txn.state, txn.producer_id, txn.producer_epoch)
-            try:
-                next_pid = await self._new_producer_id()
-            except Exception as e:  # noqa: BLE001 - answered as Kafka answers a failed id allocation
-                return EndTxnResult(append_error(e))
-            if self.txns.get(txn.transactional_id) is not txn or (txn.state, txn.producer_id,
-                                                                  txn.producer_epoch) != before:
-                return EndTxnResult(ErrorCode.CONCURRENT_TRANSACTIONS)  # changed during the await: retry
+        next_pid, code = await self._next_producer_id_if_exhausted(txn)
+        if code:
+            return EndTxnResult(code)
         epoch = min(txn.producer_epoch + 1, EPOCH_CEILING)
         code = self._prepare_end(txn, commit, epoch=epoch, client_version=TV2, next_producer_id=next_pid,
                                  start_ms=now_ms() if no_partitions else None)
@@ -429,17 +440,18 @@ class TransactionCoordinator:
 
     # ------------------------------------------------------------------ timers
 
-    def tick(self, now: int | None = None) -> None:
+    async def tick(self, now: int | None = None) -> None:
         """Abort transactions open past their timeout (with a bumped epoch, fencing the producer, as
         Kafka does), retry pending markers, and expire idle transactional ids."""
         now = now_ms() if now is None else now
         for txn in list(self.txns.values()):
-            if self._loads.get(self.partition_for(txn.transactional_id)) is not Load.LOADED:
-                continue
+            if self.txns.get(txn.transactional_id) is not txn or \
+                    self._loads.get(self.partition_for(txn.transactional_id)) is not Load.LOADED:
+                continue  # gone or unloaded while an earlier abort awaited a producer id
             if txn.state == TxnState.ONGOING and txn.start_ms + txn.timeout_ms < now:
                 log.info("transactional id %s: aborting the transaction open for %d ms (timeout %d ms)",
                          txn.transactional_id, now - txn.start_ms, txn.timeout_ms)
-                self._abort_fenced(txn)
+                await self._abort_fenced(txn)
             elif txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
                 self._complete(txn)
             elif txn.state in _COMPLETED and txn.last_update_ms + self.limits.id_expiration_ms < now:

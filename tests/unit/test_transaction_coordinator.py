@@ -124,7 +124,7 @@ def test_failed_markers_keep_the_transaction_preparing_until_they_are_written() 
     assert c.add_partitions("t", 1000, 0, [TP]) == ErrorCode.CONCURRENT_TRANSACTIONS
     assert c.end_txn("t", 1000, 0, commit=True) == ErrorCode.CONCURRENT_TRANSACTIONS
     h.fail_markers = set()
-    c.tick()
+    trio.run(c.tick)
     assert c.describe("t").state == "CompleteCommit"
     assert [m[3] for m in h.markers][-1] == frozenset({TP})
 
@@ -145,12 +145,12 @@ def test_timeouts_abort_and_idle_ids_expire() -> None:
     h.init(timeout_ms=100)
     c.add_partitions("t", 1000, 0, [TP])
     start = c.txns["t"].start_ms
-    c.tick(start + 50)
+    trio.run(c.tick, start + 50)
     assert c.describe("t").state == "Ongoing"
-    c.tick(start + 101)
+    trio.run(c.tick, start + 101)
     # fenced (epoch 1) and aborted with transaction.version 2's bump (epoch 2), as Kafka's timeout abort
     assert c.describe("t").state == "CompleteAbort" and c.describe("t").producer_epoch == 2
-    c.tick(c.txns["t"].last_update_ms + 1001)
+    trio.run(c.tick, c.txns["t"].last_update_ms + 1001)
     assert c.describe("t").error == ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
     assert h.reloaded().txns == {}  # the tombstone is replayed too
 

@@ -167,3 +167,18 @@ def test_the_coordinator_writes_v0_values_below_transaction_version_1() -> None:
     h2 = Harness()
     h2.init()
     assert [r.value[:2] for b in h2.batches for r in decode_records(b)] == [b"\x00\x01"]
+
+
+def test_a_fence_at_the_exhausted_epoch_rotates_the_producer_id() -> None:
+    """Kafka 4.4: the epoch-fence abort (InitProducerId, timeout) rotates too; the fenced client's
+    late EndTxn with the id and epoch it had is then a retry across the rotation."""
+    h = ongoing_at(MAX_EPOCH)
+    c = h.coordinator
+    txn = c.txns["t"]
+    trio.run(c.tick, txn.start_ms + txn.timeout_ms + 1)  # the transaction timed out
+    assert h.markers[-1] == (1000, EPOCH_CEILING, False, frozenset({TP}))
+    d = c.describe("t")
+    assert (d.state, d.producer_id, d.producer_epoch) == ("CompleteAbort", 1001, 0)
+    assert end(h, MAX_EPOCH, commit=False) == EndTxnResult(ErrorCode.NONE, 1001, 0)
+    r = h.init()
+    assert (r.error, r.producer_id, r.producer_epoch) == (ErrorCode.NONE, 1001, 1)
