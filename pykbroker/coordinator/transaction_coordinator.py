@@ -76,6 +76,9 @@ class TxnMetadata:
     next_producer_id: int = NO_PRODUCER_ID
     #: The transaction.version the client used in the last transition (0: v1).
     client_version: int = 0
+    #: The epoch before the last bump a client may still retry with (Kafka's lastProducerEpoch:
+    #: kept in memory only, -1 after a reload, as Kafka's log does not hold it).
+    last_producer_epoch: int = NO_PRODUCER_EPOCH
 
     def stored(self, **changes: object) -> StoredTxn:
         base = StoredTxn(self.producer_id, self.producer_epoch, self.timeout_ms, self.state,
@@ -193,7 +196,7 @@ class TransactionCoordinator:
 
     # ------------------------------------------------------------------ writes
 
-    def _write(self, txn: TxnMetadata, stored: StoredTxn | None) -> ErrorCode:
+    def _write(self, txn: TxnMetadata, stored: StoredTxn | None, last_epoch: int | None = None) -> ErrorCode:
         """Append the transaction's new state, then apply it: a write that failed changes nothing.
         Every transition records the producer id it leaves as the previous one (Kafka's transit)."""
         if stored is not None and txn.producer_id >= 0:
@@ -211,6 +214,8 @@ class TransactionCoordinator:
             self.txns.pop(txn.transactional_id, None)
         else:
             txn.apply(stored)
+            if last_epoch is not None:
+                txn.last_producer_epoch = last_epoch
         return ErrorCode.NONE
 
     def _check(self, transactional_id: str, producer_id: int, epoch: int) -> tuple[ErrorCode, TxnMetadata | None]:
@@ -240,8 +245,11 @@ class TransactionCoordinator:
             txn = self.txns.get(transactional_id)  # another InitProducerId may have won the await
             if txn is None:
                 txn = self.txns[transactional_id] = TxnMetadata(transactional_id, pid, NO_PRODUCER_EPOCH, timeout_ms)
-        if expected_pid != NO_PRODUCER_ID and (expected_pid, expected_epoch) != (txn.producer_id, txn.producer_epoch):
-            return InitPidResult(ErrorCode.PRODUCER_FENCED)  # KIP-360: only the current producer may bump
+        expected = expected_pid != NO_PRODUCER_ID
+        if expected and not (txn.producer_epoch == NO_PRODUCER_EPOCH or expected_pid == txn.producer_id or (
+                expected_pid == txn.prev_producer_id and expected_epoch >= MAX_EPOCH)):
+            # KIP-360: only the current producer may bump (or one retrying across an id rotation)
+            return InitPidResult(ErrorCode.PRODUCER_FENCED)
         if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
             self._complete(txn)  # markers that failed earlier: try again; the client retries meanwhile
             return InitPidResult(ErrorCode.CONCURRENT_TRANSACTIONS)
@@ -249,13 +257,23 @@ class TransactionCoordinator:
             # A zombie's transaction: fence it with a bumped epoch and abort it; the caller retries.
             code = await self._abort_fenced(txn)
             return InitPidResult(code or ErrorCode.CONCURRENT_TRANSACTIONS)
-        pid, epoch = txn.producer_id, txn.producer_epoch + 1
-        if epoch > MAX_EPOCH:
-            pid, epoch = await self._new_producer_id(), 0
+        current = txn.producer_epoch
+        if current >= MAX_EPOCH and (not expected or expected_epoch == current):
+            pid, epoch, last = await self._new_producer_id(), 0, current if expected else NO_PRODUCER_EPOCH
+        elif not expected:
+            pid, epoch, last = txn.producer_id, current + 1, NO_PRODUCER_EPOCH
+        elif current == NO_PRODUCER_EPOCH or expected_epoch == current:
+            pid, epoch, last = txn.producer_id, current + 1, current
+        elif expected_epoch == txn.last_producer_epoch:
+            # Kafka's prepareIncrementProducerEpoch: a retry of a call that succeeded (or of an
+            # EndTxn v5 that bumped or rotated): the current epoch, not bumped again
+            pid, epoch, last = txn.producer_id, current, txn.last_producer_epoch
+        else:
+            return InitPidResult(ErrorCode.PRODUCER_FENCED)
         now = now_ms()
         code = self._write(txn, txn.stored(producer_id=pid, producer_epoch=epoch, timeout_ms=timeout_ms,
                                            state=TxnState.EMPTY, partitions=frozenset(), last_update_ms=now,
-                                           start_ms=-1, next_producer_id=NO_PRODUCER_ID))
+                                           start_ms=-1, next_producer_id=NO_PRODUCER_ID), last_epoch=last)
         if code:
             return InitPidResult(code)
         log.info("transactional id %s: producer id %d epoch %d", transactional_id, pid, epoch)
@@ -269,13 +287,13 @@ class TransactionCoordinator:
         if self.transaction_version < TV2:
             if txn.producer_epoch >= MAX_EPOCH:
                 return ErrorCode.PRODUCER_FENCED  # Kafka cannot fence further either; the transaction times out
-            return self._prepare_end(txn, commit=False, epoch=txn.producer_epoch + 1)
+            return self._prepare_end(txn, commit=False, epoch=txn.producer_epoch + 1, last_epoch=NO_PRODUCER_EPOCH)
         next_pid, code = await self._next_producer_id_if_exhausted(txn)
         if code:
             return code
         fenced = min(txn.producer_epoch + 1, EPOCH_CEILING)
         return self._prepare_end(txn, commit=False, epoch=min(fenced + 1, EPOCH_CEILING), client_version=TV2,
-                                 next_producer_id=next_pid)
+                                 next_producer_id=next_pid, last_epoch=fenced)
 
     async def _next_producer_id_if_exhausted(self, txn: TxnMetadata) -> tuple[int, ErrorCode]:
         """The producer id a v2 end rotates to when its epoch is exhausted (-1: none needed).
@@ -398,7 +416,7 @@ class TransactionCoordinator:
             return EndTxnResult(code)
         epoch = min(txn.producer_epoch + 1, EPOCH_CEILING)
         code = self._prepare_end(txn, commit, epoch=epoch, client_version=TV2, next_producer_id=next_pid,
-                                 start_ms=now_ms() if no_partitions else None)
+                                 start_ms=now_ms() if no_partitions else None, last_epoch=txn.producer_epoch)
         if code:
             return EndTxnResult(code)
         self.v2_epoch_bumps += 1
@@ -407,14 +425,16 @@ class TransactionCoordinator:
         return EndTxnResult(ErrorCode.NONE, txn.producer_id, txn.producer_epoch)
 
     def _prepare_end(self, txn: TxnMetadata, commit: bool, epoch: int | None = None, client_version: int | None = None,
-                     next_producer_id: int = NO_PRODUCER_ID, start_ms: int | None = None) -> ErrorCode:
+                     next_producer_id: int = NO_PRODUCER_ID, start_ms: int | None = None,
+                     last_epoch: int | None = None) -> ErrorCode:
         """PrepareCommit/PrepareAbort written (with a bumped `epoch` when fencing or on v2), then the
         markers and the Complete state."""
         state = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
         code = self._write(txn, txn.stored(
             state=state, last_update_ms=now_ms(), producer_epoch=txn.producer_epoch if epoch is None else epoch,
             client_version=txn.client_version if client_version is None else client_version,
-            next_producer_id=next_producer_id, start_ms=txn.start_ms if start_ms is None else start_ms))
+            next_producer_id=next_producer_id, start_ms=txn.start_ms if start_ms is None else start_ms),
+            last_epoch=last_epoch)
         if code:
             return code
         self._complete(txn)

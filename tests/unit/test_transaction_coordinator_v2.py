@@ -95,6 +95,9 @@ def test_an_exhausted_epoch_rotates_the_producer_id_at_completion() -> None:
     assert (complete.producer_id, complete.prev_producer_id, complete.next_producer_id) == (1001, 1000, -1)
     # the client retrying with the id and epoch it had is told where it continues
     assert end(h, MAX_EPOCH, commit=True) == EndTxnResult(ErrorCode.NONE, 1001, 0)
+    # and so is an InitProducerId naming them (Kafka's retry across the rotation: no bump)
+    r = h.init(pid=1000, epoch=MAX_EPOCH)
+    assert (r.error, r.producer_id, r.producer_epoch) == (ErrorCode.NONE, 1001, 0)
     assert c.add_partitions("t", 1001, 0, [TP], TV2) == ErrorCode.NONE
 
 
@@ -182,3 +185,15 @@ def test_a_fence_at_the_exhausted_epoch_rotates_the_producer_id() -> None:
     assert end(h, MAX_EPOCH, commit=False) == EndTxnResult(ErrorCode.NONE, 1001, 0)
     r = h.init()
     assert (r.error, r.producer_id, r.producer_epoch) == (ErrorCode.NONE, 1001, 1)
+
+
+def test_init_producer_id_retries_are_answered_without_another_bump() -> None:
+    """KIP-360 as Kafka's prepareIncrementProducerEpoch: the epoch before the last bump is a retry."""
+    h = Harness()
+    h.init()
+    assert h.init(pid=1000, epoch=0).producer_epoch == 1
+    assert h.init(pid=1000, epoch=0).producer_epoch == 1  # the same call again: not bumped twice
+    assert h.init(pid=1000, epoch=7).error == ErrorCode.PRODUCER_FENCED
+    assert h.init().producer_epoch == 2  # a new producer: bumps, and forgets the last epoch
+    assert h.init(pid=1000, epoch=1).error == ErrorCode.PRODUCER_FENCED
+    assert h.init(pid=999, epoch=2).error == ErrorCode.PRODUCER_FENCED
