@@ -159,3 +159,35 @@ def test_txn_offset_commit_v6_names_topics_by_id(client: WireClient, topic_name:
     fetched = client.request(K["OFFSET_FETCH"], 8, {"groups": [{"group_id": "g-v6", "topics": None}],
                                                       "require_stable": True})
     assert fetched.groups[0].topics[0].partitions[0].committed_offset == 7
+
+
+def test_the_bumped_epoch_survives_a_restart(tmp_path, topic_name: str) -> None:
+    """The v1 transaction log value replays the v2 state: after a restart the client's new epoch is
+    the current one, the old one is still fenced, and the open v2 transaction is still open."""
+    from test_transactions import describe_transaction
+
+    from pykbroker.testing import running_broker
+
+    data = tmp_path / "data"
+    with running_broker(data_dir=data) as first:
+        c = WireClient(first.bootstrap_servers)
+        c.request(K["CREATE_TOPICS"], 5, {"topics": [{"name": topic_name, "num_partitions": 1, "replication_factor": 1,
+                                                      "assignments": [], "configs": []}], "timeout_ms": 5000})
+        p = init(c, "v2-restart")
+        pid, epoch = p.producer_id, p.producer_epoch
+        assert produce(c, "v2-restart", topic_name, pid, epoch, 0).error_code == 0
+        assert end(c, "v2-restart", pid, epoch, commit=True).producer_epoch == epoch + 1
+        assert produce(c, "v2-restart", topic_name, pid, epoch + 1, 0).error_code == 0  # left open
+        c.close()
+    with running_broker(data_dir=data) as second:
+        state = describe_transaction(second.bootstrap_servers, "v2-restart")
+        assert (state.transaction_state, state.producer_epoch) == ("Ongoing", epoch + 1)
+        assert second.broker.txns.txns["v2-restart"].client_version == 2
+        c = WireClient(second.bootstrap_servers)
+        try:
+            assert produce(c, "v2-restart", topic_name, pid, epoch, 1).error_code == ErrorCode.INVALID_PRODUCER_EPOCH
+            assert produce(c, "v2-restart", topic_name, pid, epoch + 1, 1).error_code == 0
+            r = end(c, "v2-restart", pid, epoch + 1, commit=True)
+            assert (r.error_code, r.producer_id, r.producer_epoch) == (0, pid, epoch + 2)
+        finally:
+            c.close()
