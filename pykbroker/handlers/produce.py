@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ..coordinator.transaction_coordinator import TV2
 from ..log.errors import InvalidTimestampError, KafkaStorageError, MessageTooLargeError, RecordBatchTooLargeError
 from ..log.producer_state import InvalidProducerEpochError, OutOfOrderSequenceError
 from ..protocol.errors import ErrorCode
@@ -12,7 +13,6 @@ from ..protocol.primitives import Msg
 from ..protocol.records import (
     CorruptRecordError, InvalidRecordError, RecordError, iter_batches, legacy_to_v2_batch,
 )
-from ..coordinator.transaction_coordinator import TV2
 from .registry import RequestContext, handles
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ translates requests into their calls and their answers into responses, as KafkaA
 
 Transactions v2 (KIP-890 part 2) are chosen by version, as Kafka chooses them: EndTxn v5 bumps the
 epoch and answers with it, TxnOffsetCommit v5+ adds the group's __consumer_offsets partition itself
-(no AddOffsetsToTxn), and an AddPartitionsToTxn v5 add (not verify-only) is a v2 add.
+(no AddOffsetsToTxn), and an AddPartitionsToTxn v4+ add (a broker's, not verify-only) is a v2 add.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ if TYPE_CHECKING:
 
 OFFSETS_TOPIC = "__consumer_offsets"
 STATE_NAMES = {s.display for s in TxnState}
-#: The first versions of transactions v2 (Kafka: EndTxn version > 4, AddPartitionsToTxnManager's
+#: The first versions of transactions v2 (Kafka: TransactionVersion.transactionVersionForEndTxn,
+#: version > 4, and ...ForAddPartitionsToTxn, version > 3 (a broker's add); AddPartitionsToTxnManager's
 #: ADD_PARTITION for TxnOffsetCommit version > 4 and Produce version > 11).
 END_TXN_V2 = 5
 TXN_OFFSET_COMMIT_V2 = 5
-ADD_PARTITIONS_V2 = 5
+ADD_PARTITIONS_V2 = 4
 ABORTABLE_ERROR_VERSION = 4  # TxnOffsetCommit's first version with TRANSACTION_ABORTABLE
 TOPIC_IDS_VERSION = 6  # TxnOffsetCommit names topics by id (KIP-1319)
 

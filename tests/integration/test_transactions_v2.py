@@ -191,3 +191,24 @@ def test_the_bumped_epoch_survives_a_restart(tmp_path, topic_name: str) -> None:
             assert (r.error_code, r.producer_id, r.producer_epoch) == (0, pid, epoch + 2)
         finally:
             c.close()
+
+
+def test_a_brokers_add_partitions_is_a_v2_add(client: WireClient, topic_name: str,
+                                              kafka_broker: RunningBroker) -> None:
+    """AddPartitionsToTxn v4+ (from a broker, not verify-only) counts as transactions v2, as Kafka's
+    TransactionVersion.transactionVersionForAddPartitionsToTxn; v3 (a client's) as v1."""
+    coordinator = kafka_broker.broker.txns
+    for version, txn_id in ((3, "v1-add"), (4, "v2-add")):
+        p = init(client, txn_id)
+        if version == 3:
+            r = client.request(K["ADD_PARTITIONS_TO_TXN"], 3, {
+                "v3_and_below_transactional_id": txn_id, "v3_and_below_producer_id": p.producer_id,
+                "v3_and_below_producer_epoch": p.producer_epoch,
+                "v3_and_below_topics": [{"name": topic_name, "partitions": [0]}]})
+            assert r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code == 0
+        else:
+            r = client.request(K["ADD_PARTITIONS_TO_TXN"], 4, {"transactions": [{
+                "transactional_id": txn_id, "producer_id": p.producer_id, "producer_epoch": p.producer_epoch,
+                "verify_only": False, "topics": [{"name": topic_name, "partitions": [0]}]}]})
+            assert r.results_by_transaction[0].topic_results[0].results_by_partition[0].partition_error_code == 0
+        assert coordinator.txns[txn_id].client_version == (2 if version == 4 else 0)
