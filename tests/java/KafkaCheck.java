@@ -17,7 +17,9 @@
 //   txn     --bootstrap H:P --topic T --transactional-id X [--plan commit:N,abort:N,...] [--fence]
 //           transactions on partition 0, records "<commit|abort>-<i>" sent synchronously (so an abort has
 //           records to hide); --fence then opens one more, starts a second producer with the same id and
-//           reports whether the first one's commit was fenced
+//           reports whether the first one's commit was fenced. Reports the coordinator's producer id and
+//           epoch (DescribeTransactions) after initTransactions and after the plan: with transactions v2
+//           (KIP-890, Kafka 4 client and broker) every commit/abort bumps the epoch, with v1 it stays
 // Common options:
 //   --timeout-ms M   bound on the operation (default 30000); exceeded -> exit 3 (a watchdog halts the JVM
 //                    3 s later if the client itself is stuck)
@@ -680,6 +682,7 @@ public final class KafkaCheck {
         try {
             progress.set(obj("stage", "init"));
             producer.initTransactions();
+            describeTxn(a, "init", r, timeoutMs);
             for (String step : a.get("--plan", "commit:1").split(",")) {
                 String[] kv = step.split(":");
                 boolean commit = kv[0].equals("commit");
@@ -699,6 +702,7 @@ public final class KafkaCheck {
             }
             r.put("commits", commits);
             r.put("aborts", aborts);
+            describeTxn(a, "after", r, timeoutMs);
             if (a.flag("--fence")) {
                 producer.beginTransaction();
                 producer.send(new ProducerRecord<>(topic, 0, null, "zombie".getBytes(StandardCharsets.UTF_8)))
@@ -718,6 +722,20 @@ public final class KafkaCheck {
             producer.close(Duration.ofSeconds(2));
         }
         return r;
+    }
+
+    /** The coordinator's view of the transactional id: puts {stage}_producer_id and {stage}_epoch. */
+    static void describeTxn(Args a, String stage, Map<String, Object> r, long timeoutMs) throws Exception {
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, a.required("--bootstrap"));
+        p.put(AdminClientConfig.CLIENT_ID_CONFIG, "kafkacheck-txn-admin");
+        try (Admin admin = Admin.create(p)) {
+            String id = a.required("--transactional-id");
+            org.apache.kafka.clients.admin.TransactionDescription d = admin.describeTransactions(
+                Collections.singletonList(id)).description(id).get(timeoutMs, TimeUnit.MILLISECONDS);
+            r.put(stage + "_producer_id", d.producerId());
+            r.put(stage + "_epoch", d.producerEpoch());
+        }
     }
 
     // ------------------------------------------------------------------ admin
