@@ -142,13 +142,22 @@ def test_two_of_three_down_acks_all_gets_not_enough_replicas_and_acks_1_works(cl
     assert wire_produce(bootstrap, "nr", 1, [b"y"]) == (ErrorCode.NONE, 0)
 
 
-def test_an_isolated_old_leader_cannot_acknowledge_and_truncates_its_unreplicated_tail(cluster: LocalCluster) -> None:
+def test_an_isolated_old_leader_cannot_acknowledge_and_truncates_its_unreplicated_tail(
+        zookeeper: RunningZooKeeper, tmp_path: Path) -> None:
+    # Followers long-poll for 100 ms only, so that once paused they have no fetch waiting at the leader
+    # (a response to one would sit in their socket and replicate the tail when they resume).
+    with local_cluster(zookeeper, tmp_path, 3, min_insync_replicas="2", replica_fetch_wait_max_ms="100") as c:
+        _isolated_old_leader(c)
+
+
+def _isolated_old_leader(cluster: LocalCluster) -> None:
     cluster.create_topic("iso", partitions=1, replication=3)
     old, epoch, _ = cluster.partition_state(1, "iso")
     followers = [i for i in cluster.brokers if i != old]
     assert wire_produce(cluster.brokers[old].bootstrap, "iso", -1, [b"committed"]) == (ErrorCode.NONE, 0)
     for f in followers:  # the followers pause, so that the next record reaches the leader only
         cluster.stop(f)
+    time.sleep(0.4)  # their last fetches have been answered (empty) by now
     try:
         assert wire_produce(cluster.brokers[old].bootstrap, "iso", 1, [b"unreplicated-tail"]) == (ErrorCode.NONE, 1)
         cluster.stop(old)
