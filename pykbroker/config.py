@@ -111,6 +111,8 @@ SETTINGS: tuple[Setting, ...] = (
             "long leaves the ISR.", 1),
     Setting("replica.fetch.wait.max.ms", _int, 500, "How long a follower's fetch waits at the leader for new data.", 0),
     Setting("replica.fetch.max.bytes", _int, 1048576, "Bytes a follower asks for per partition and fetch.", 1),
+    Setting("controlled.shutdown.enable", _bool, True, "On SIGTERM/SIGINT, hand the partitions this broker leads to "
+            "other in-sync replicas before exiting."),
     Setting("queued.max.request.bytes", _int, -1, "Bytes of received requests held in memory across all connections "
             "(-1: bounded only by socket.request.max.bytes per connection).", -1),
 )

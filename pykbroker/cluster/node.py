@@ -243,6 +243,42 @@ class ClusterNode:
             update_isr(p, PartitionState(state.leader, state.leader_epoch, new_isr, state.controller_epoch, version))
         log.info("%s-%d: ISR %s -> %s", p.topic, p.index, list(isr), list(new_isr))
 
+    # ------------------------------------------------------------------ controlled shutdown
+
+    async def controlled_shutdown(self, timeout_s: float = 10) -> int:
+        """controlled.shutdown.enable: before exiting, every partition this broker leads goes to the
+        first other live ISR member, at the next leader epoch and without this broker in the ISR, so
+        that clients move at once and no acks=all write is answered by a leader about to vanish.
+
+        Kafka asks the controller (ControlledShutdown RPC) to do this; here the leader writes the
+        state itself with the same conditional write as its ISR changes (a concurrent controller or
+        leader decision wins and is then followed). A partition without another live ISR member
+        stays led here until exit (then offline, as in Kafka). Returns the leaderships moved."""
+        if not self.broker.config.controlled_shutdown_enable:
+            return 0
+        moved = 0
+        with trio.move_on_after(timeout_s):
+            for p in list(self.broker.partitions):
+                r = p.replication
+                if r is None or not r.is_leader:
+                    continue
+                others = [i for i in p.replicas if i != self.node_id and i in p.isr and i in self.snapshot.brokers]
+                if not others:
+                    continue
+                state = PartitionState(others[0], p.leader_epoch + 1, tuple(i for i in p.isr if i != self.node_id),
+                                       self.snapshot.controller_epoch, r.zk_version)
+                try:
+                    version = await self.zk.update_state(p.topic, p.index, state)
+                except ZK_ERRORS as e:
+                    log.warning("controlled shutdown: %s-%d not moved: %r", p.topic, p.index, e)
+                    continue
+                if version is not None:
+                    become_follower(p, PartitionState(state.leader, state.leader_epoch, state.isr,
+                                                      state.controller_epoch, version), tuple(p.replicas))
+                    moved += 1
+        log.info("controlled shutdown: handed %d leadership(s) to other in-sync replicas", moved)
+        return moved
+
     # ------------------------------------------------------------------ what handlers ask
 
     def leader_and_isr(self, topic: str, index: int) -> LeaderAndIsr | None:

@@ -6,6 +6,7 @@ Run: nice -n 10 .venv/bin/python -m pytest -m cluster tests/integration -q
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -184,3 +185,23 @@ def _isolated_old_leader(cluster: LocalCluster) -> None:
         cluster.kill(i)
     wait_for("the old leader to lead again", lambda: cluster.partition_state(old, "iso")[0] == old, 30)
     assert read_all(cluster.brokers[old].bootstrap, "iso", 2) == [b"committed", b"new-leader"]
+
+
+def test_sigterm_hands_leadership_to_an_in_sync_replica_before_exit(cluster: LocalCluster) -> None:
+    cluster.create_topic("cs", partitions=3, replication=3)
+    leader, epoch, _ = cluster.partition_state(1, "cs")
+    led = sum(p.leader_id == leader for p in cluster.metadata(1, "cs").topics[0].partitions)  # type: ignore[attr-defined]
+    assert wire_produce(cluster.brokers[leader].bootstrap, "cs", -1, [b"before"]) == (ErrorCode.NONE, 0)
+    proc = cluster.brokers[leader].proc
+    assert proc is not None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    log = cluster.brokers[leader].stderr.name
+    with open(log) as f:
+        assert f"controlled shutdown: handed {led} leadership(s)" in f.read()
+    survivor = next(i for i in cluster.brokers if i != leader)
+    new, new_epoch, isr = cluster.partition_state(survivor, "cs")
+    assert new != leader and new_epoch == epoch + 1 and leader not in isr
+    assert wire_produce(cluster.brokers[new].bootstrap, "cs", -1, [b"after"]) == (ErrorCode.NONE, 1)
+    cluster.brokers[leader].start()
+    wait_for("the restarted broker to rejoin the ISR", lambda: isr_of(cluster, new, "cs") == [1, 2, 3], 30)
