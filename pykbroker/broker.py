@@ -29,7 +29,7 @@ from .cluster.partition import Partition
 from .cluster.fetch_sessions import FetchSessionCache
 from .cluster.partition_manager import PartitionManager
 from .log.checkpoint import write_atomic, write_int
-from .log.errors import KafkaStorageError, StartupError, TopicExistsError, UnreadableMetadataError
+from .log.errors import KafkaStorageError, NotLeaderError, StartupError, TopicExistsError, UnreadableMetadataError
 from .log.manager import LogManager, TopicInfo, remove_dirs
 from .log.partition_log import PartitionLog
 from .log.segment import now_ms
@@ -197,7 +197,7 @@ class Broker:
             except InvalidProducerEpochError as e:
                 log.warning("%s-%d: transaction marker refused: %s", topic, index, e)
                 continue
-            except KafkaStorageError as e:
+            except (KafkaStorageError, NotLeaderError) as e:
                 log.error("%s-%d: transaction marker not written: %s", topic, index, e)
                 failed.add((topic, index))
                 continue
@@ -373,6 +373,13 @@ class Broker:
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get(topic, index)
+
+    def not_in_cluster_yet(self, topic: str, what: str) -> str | None:
+        """Topic changes not yet carried through ZooKeeper are refused in a cluster (INVALID_REQUEST
+        with this message) rather than applied on one broker only."""
+        if self.cluster is None or topic in INTERNAL_TOPICS:
+            return None
+        return f"{what} is not yet supported in cluster mode (zookeeper.connect is set)"
 
     def live_brokers(self) -> list[BrokerInfo]:
         """What Metadata lists: every registered broker in a cluster, else this one."""

@@ -46,6 +46,7 @@ log = logging.getLogger("pykbroker.cluster")
 
 SYNC_INTERVAL_S = 2.0
 ZK_RETRY_S = 0.5
+STOP_TIMEOUT_S = 5
 ZK_ERRORS = (KazooException, KazooTimeoutError, ConnectionError)
 
 
@@ -83,7 +84,7 @@ class ClusterNode:
                 nursery.start_soon(self._isr_loop)
                 task_status.started()
         finally:
-            with trio.CancelScope(shield=True):
+            with trio.CancelScope(shield=True), trio.move_on_after(STOP_TIMEOUT_S):
                 await self.zk.stop()
 
     @property
@@ -255,6 +256,10 @@ class ClusterNode:
         leader decision wins and is then followed). A partition without another live ISR member
         stays led here until exit (then offline, as in Kafka). Returns the leaderships moved."""
         if not self.broker.config.controlled_shutdown_enable:
+            return 0
+        if not self.zk.connected:
+            log.warning("controlled shutdown skipped: ZooKeeper is not reachable (the controller moves "
+                        "leaderships once this broker's session expires)")
             return 0
         moved = 0
         with trio.move_on_after(timeout_s):

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 import trio
 
-from ..log.errors import KafkaStorageError
+from ..log.errors import KafkaStorageError, NotLeaderError
 from ..log.partition_log import AppendInfo, PartitionLog, ReadResult
 from ..log.producer_state import (
     ActiveProducer, BatchMeta, ProducerStateManager, delete_snapshots_before, write_snapshot_file,
@@ -161,6 +161,7 @@ class Partition:
 
     def _check_and_append(self, records: Any, headers: list[BatchHeader]) -> "ProduceResult | AppendInfo":
         """The producer checks, then the append: a duplicate's original offsets, or the append's info."""
+        self._check_leader()  # again here: leadership may have moved while a roll was prepared
         original = self._check_producers(headers)
         if original is not None:
             return ProduceResult(original.first_offset, -1, self.log_start_offset, duplicate=True)
@@ -195,6 +196,7 @@ class Partition:
         """The transaction coordinator ends a producer's transaction here (WriteTxnMarkers): a
         COMMIT or ABORT control batch; an abort is indexed so read_committed readers skip its
         records. Returns the marker's offset. InvalidProducerEpochError if the epoch is stale."""
+        self._check_leader()
         self.producers.check_marker(producer_id, producer_epoch)
         marker = build_end_txn_marker(commit=commit, producer_id=producer_id, producer_epoch=producer_epoch,
                                       coordinator_epoch=coordinator_epoch)
@@ -211,6 +213,10 @@ class Partition:
         self._advance_high_watermark()
         self._wake()  # the last stable offset (and the high watermark) moved
         return offset
+
+    def _check_leader(self) -> None:
+        if self.replication is not None and not self.replication.is_leader:
+            raise NotLeaderError(f"{self.topic}-{self.index} is not led by this broker (leader: {self.leader_id})")
 
     def check_leader_epoch(self, current: int) -> ErrorCode:
         """A request's current_leader_epoch against ours (KIP-320): the client knows a newer leader
@@ -318,6 +324,7 @@ class Partition:
         return n
 
     async def delete_records(self, before_offset: int) -> int:
+        self._check_leader()
         low = self.log.delete_records(before_offset)
         await self._remove_deleted()
         return low

@@ -56,12 +56,12 @@ class ZkClient:
         """Connect (ZooKeeperConnectionTimeout... as kazoo's timeout error) and create the top-level paths."""
         self._token = trio.lowlevel.current_trio_token()
         self._kazoo.add_listener(self._on_state)
-        await trio.to_thread.run_sync(self._kazoo.start, self._connection_timeout_s)
+        await _off_loop(self._kazoo.start, self._connection_timeout_s)
         for path in TOP_LEVEL:
             await self.run(self._kazoo.ensure_path, self._p(path))
 
     async def stop(self) -> None:
-        await trio.to_thread.run_sync(self._stop_now)
+        await _off_loop(self._stop_now)
 
     def _stop_now(self) -> None:
         try:
@@ -104,14 +104,14 @@ class ZkClient:
         return self.chroot + path
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+        return await _off_loop(lambda: fn(*args, **kwargs))
 
     # ------------------------------------------------------------------ registration and controller
 
     async def register_broker(self, info: BrokerInfo) -> bool:
         """/brokers/ids/<id> (ephemeral) for this session; False while another session still holds it
         (the previous incarnation of this broker, killed, until its session expires)."""
-        return await trio.to_thread.run_sync(self._register, f"/brokers/ids/{info.broker_id}", info.to_json())
+        return await _off_loop(self._register, f"/brokers/ids/{info.broker_id}", info.to_json())
 
     def _register(self, path: str, data: bytes) -> bool:
         try:
@@ -125,12 +125,12 @@ class ZkClient:
         def check() -> bool:
             stat = self._kazoo.exists(self._p(f"/brokers/ids/{broker_id}"))
             return stat is not None and stat.ephemeralOwner == self.session_id
-        return await trio.to_thread.run_sync(check)
+        return await _off_loop(check)
 
     async def try_become_controller(self, broker_id: int, known_epoch: int, epoch_version: int) -> int | None:
         """Kafka's election: create /controller (ephemeral), then bump /controller_epoch with a
         conditional write. Returns the new controller epoch, or None if another broker won."""
-        return await trio.to_thread.run_sync(self._elect, broker_id, known_epoch, epoch_version)
+        return await _off_loop(self._elect, broker_id, known_epoch, epoch_version)
 
     def _elect(self, broker_id: int, known_epoch: int, epoch_version: int) -> int | None:
         try:
@@ -161,7 +161,7 @@ class ZkClient:
             for r in results:
                 if isinstance(r, Exception):
                     raise NodeExistsError() if isinstance(r, NodeExistsError) else r
-        await trio.to_thread.run_sync(create)
+        await _off_loop(create)
 
     async def create_state(self, topic: str, partition: int, state: PartitionState) -> bool:
         """The controller's first state of a new partition; False if one exists already."""
@@ -171,7 +171,7 @@ class ZkClient:
                 return True
             except NodeExistsError:
                 return False
-        return await trio.to_thread.run_sync(create)
+        return await _off_loop(create)
 
     async def update_state(self, topic: str, partition: int, state: PartitionState) -> int | None:
         """Conditional write of a partition state on ``state.zk_version``: the new version, or None
@@ -183,14 +183,14 @@ class ZkClient:
                 return stat.version
             except (BadVersionError, NoNodeError):
                 return None
-        return await trio.to_thread.run_sync(update)
+        return await _off_loop(update)
 
     # ------------------------------------------------------------------ producer ids
 
     async def allocate_producer_ids(self, broker_id: int, block_size: int) -> int:
         """Kafka's ZkProducerIdManager: the next block from /latest_producer_id_block, taken by a
         conditional write (retried when another broker took one meanwhile). Returns its first id."""
-        return await trio.to_thread.run_sync(self._allocate_producer_ids, broker_id, block_size)
+        return await _off_loop(self._allocate_producer_ids, broker_id, block_size)
 
     def _allocate_producer_ids(self, broker_id: int, block_size: int) -> int:
         path = self._p("/latest_producer_id_block")
@@ -214,7 +214,7 @@ class ZkClient:
     # ------------------------------------------------------------------ reading
 
     async def read_snapshot(self) -> ClusterSnapshot:
-        return await trio.to_thread.run_sync(self._read_snapshot)
+        return await _off_loop(self._read_snapshot)
 
     def _read_snapshot(self) -> ClusterSnapshot:
         """One pass over the cluster's nodes, with watches re-armed on every one of them; the
@@ -258,6 +258,12 @@ class ZkClient:
         for r in missing:
             r.get()
         return snap
+
+
+async def _off_loop(fn: Callable[..., Any], *args: Any) -> Any:
+    """A kazoo call in a worker thread; abandoned (left to finish in its thread) if the caller is
+    cancelled, so that a ZooKeeper that is down never holds up a shutdown or a timeout."""
+    return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
 
 
 def _result(r: Any, parse: Callable[[bytes, Any], Any], path: str) -> Any:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..log.errors import InvalidTimestampError, KafkaStorageError, MessageTooLargeError, RecordBatchTooLargeError
+from ..log.errors import NotLeaderError, InvalidTimestampError, KafkaStorageError, MessageTooLargeError, RecordBatchTooLargeError
 from ..log.producer_state import InvalidProducerEpochError, OutOfOrderSequenceError
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
@@ -32,6 +32,7 @@ _APPEND_ERRORS: tuple[tuple[type[Exception], ErrorCode], ...] = (
     (InvalidTimestampError, ErrorCode.INVALID_TIMESTAMP),
     (OutOfOrderSequenceError, ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER),
     (InvalidProducerEpochError, ErrorCode.INVALID_PRODUCER_EPOCH),
+    (NotLeaderError, ErrorCode.NOT_LEADER_OR_FOLLOWER),
 )
 
 

@@ -115,6 +115,9 @@ async def _delete(broker: "Broker", name: str | None, topic_id: Any) -> dict[str
     if not broker.config.delete_topic_enable:
         return _fail(out, ErrorCode.TOPIC_DELETION_DISABLED, "delete.topic.enable is false")
     out.update(name=topic.name, topic_id=topic.topic_id)
+    refused = broker.not_in_cluster_yet(topic.name, "DeleteTopics")
+    if refused:
+        return _fail(out, ErrorCode.INVALID_REQUEST, refused)
     try:
         await broker.delete_topic(topic.name)
     except UnknownTopicOrPartitionError:  # deleted meanwhile by a concurrent request

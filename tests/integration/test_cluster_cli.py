@@ -61,3 +61,19 @@ def test_pykbroker_cluster_runs_brokers_and_a_restart_keeps_the_data(tmp_path: P
         assert values == [b"r%d" % i for i in range(10)]
     finally:
         stop(proc)
+
+
+def test_a_broker_stops_promptly_on_sigterm_when_zookeeper_is_gone(tmp_path: Path) -> None:
+    from child_broker import ChildBroker
+
+    from pykbroker.tools.zookeeper import zookeeper_server
+    with zookeeper_server(tmp_path / "zk") as zk:
+        broker = ChildBroker(tmp_path / "data", ["broker.id=1", f"zookeeper.connect={zk.connect}/gone",
+                                                 "zookeeper.session.timeout.ms=2000"], log_level="INFO")
+        broker.start()
+    try:
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGTERM)
+        assert broker.proc.wait(20) == 0  # no wait on a ZooKeeper that is not there
+    finally:
+        broker.close()
