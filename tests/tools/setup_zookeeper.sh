@@ -19,6 +19,8 @@ VERSION="${ZOOKEEPER_VERSION:-3.8.4}"
 DEBIAN_JAR=/usr/share/java/zookeeper.jar
 HOME_DIR="$TOOLS/zookeeper-$VERSION"
 DEP_PLUGIN=3.8.1
+METRICS_VERSION=4.1.12.1
+SNAPPY_VERSION=1.1.10.5
 
 say() { echo "setup_zookeeper: $*" >&2; }
 
@@ -72,6 +74,9 @@ cat >"$HOME_DIR/pom.xml" <<POM
   <packaging>pom</packaging>
   <dependencies>
     <dependency><groupId>org.apache.zookeeper</groupId><artifactId>zookeeper</artifactId><version>$VERSION</version></dependency>
+    <!-- "provided" in ZooKeeper's pom, yet the server loads them at start (metrics provider, snapshot streams) -->
+    <dependency><groupId>io.dropwizard.metrics</groupId><artifactId>metrics-core</artifactId><version>$METRICS_VERSION</version></dependency>
+    <dependency><groupId>org.xerial.snappy</groupId><artifactId>snappy-java</artifactId><version>$SNAPPY_VERSION</version></dependency>
   </dependencies>
   <build><plugins><plugin>
     <groupId>org.apache.maven.plugins</groupId><artifactId>maven-dependency-plugin</artifactId><version>$DEP_PLUGIN</version>
