@@ -13,6 +13,7 @@ from ..log.errors import (
     InvalidConfigError,
     InvalidPartitionsError,
     KafkaStorageError,
+    NotLeaderError,
     OffsetOutOfRangeError,
     UnknownTopicOrPartitionError,
 )
@@ -52,6 +53,8 @@ async def create_partitions(broker: "Broker", ctx: RequestContext, req: Msg) -> 
         topic = broker.topic(t.name)
         if topic is None:
             code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {t.name} does not exist"
+        elif refused := broker.not_in_cluster_yet(t.name, "CreatePartitions"):
+            code, message = ErrorCode.INVALID_REQUEST, refused
         elif (message := assignment_error(t.assignments, t.count - topic.partitions, broker.node_id)) is not None:
             code = ErrorCode.INVALID_REPLICA_ASSIGNMENT
         else:
@@ -219,6 +222,9 @@ async def alter_configs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
 
 async def _alter(broker: "Broker", topic: str, change: Any, validate_only: bool) -> dict[str, Any]:
     """Run a topic config change; its failure as (error_code, error_message)."""
+    refused = broker.not_in_cluster_yet(topic, "altering topic configs")
+    if refused:
+        return {"error_code": ErrorCode.INVALID_REQUEST, "error_message": refused}
     try:
         await broker.alter_topic_configs(topic, change, validate_only=validate_only)
     except InvalidConfigError as e:
@@ -268,6 +274,8 @@ async def delete_records(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg
                     out["low_watermark"] = await partition.delete_records(offset)
                 except OffsetOutOfRangeError:
                     out["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
+                except NotLeaderError:
+                    out["error_code"] = ErrorCode.NOT_LEADER_OR_FOLLOWER
                 except (KafkaStorageError, OSError):
                     out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
             parts.append(out)
