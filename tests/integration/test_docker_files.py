@@ -281,3 +281,29 @@ def test_entrypoint_execs_the_broker_with_the_mapped_arguments(entrypoint, monke
     assert calls == [("pykbroker", ["pykbroker", "--listen", "0.0.0.0:9092", "--data-dir", "/data",
                                     "--set", "num.partitions=2", "--set", "log.retention.hours=1"]),
                      ("bash", ["bash", "-c", "true"])]
+
+
+CLUSTER_COMPOSE = REPO_ROOT / "docker" / "docker-compose.cluster.yml"
+
+
+def test_cluster_compose_file_wires_zookeeper_and_three_brokers() -> None:
+    doc = parse_block_yaml(CLUSTER_COMPOSE.read_text())
+    services = doc["services"]
+    assert services["zookeeper"]["image"].startswith("zookeeper:")
+    brokers = {name: s for name, s in services.items() if name.startswith("broker")}
+    assert len(brokers) == 3
+    ids = set()
+    for name, service in brokers.items():
+        env = {k: str(v) for k, v in service["environment"].items()}
+        config = config_from_args(build_parser().parse_args(load_entrypoint().build_args(env)))
+        assert config.zookeeper_connect == "zookeeper:2181/pykbroker"
+        assert config.advertised_listeners == f"PLAINTEXT://{name}:9092"
+        assert config.default_replication_factor == 3
+        ids.add(config.node_id)
+        [mount] = service["volumes"]
+        assert mount.partition(":")[0] in doc["volumes"] and mount.endswith(":/data")
+        assert "zookeeper" in service["depends_on"]
+    assert ids == {1, 2, 3}
+    assert brokers["broker1"]["build"] == {"context": "..", "dockerfile": "docker/Dockerfile"}
+    yaml = pytest.importorskip("yaml")
+    assert yaml.safe_load(CLUSTER_COMPOSE.read_text()) == doc
