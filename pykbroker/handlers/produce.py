@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import trio
 
@@ -19,12 +19,13 @@ from ..protocol.records import (
     CorruptRecordError, InvalidRecordError, RecordError, iter_batches, legacy_to_v2_batch,
 )
 from ..quotas import ANONYMOUS_USER
-from ..server.connection import Throttled
+from ..server.connection import Deferred, Throttled
 from .registry import RequestContext, handles
 from .topic_ids import name_by_id
 
 if TYPE_CHECKING:
     from ..broker import Broker
+    from ..cluster.partition import Partition
 
 log = logging.getLogger("pykbroker.produce")
 
@@ -56,10 +57,11 @@ _RETRY_AS_NOT_ENOUGH_REPLICAS = frozenset({ErrorCode.COORDINATOR_LOAD_IN_PROGRES
 # v12 (KIP-890) is v11 on the wire; what changes is the implicit add above. v13 (KIP-516) addresses
 # topics by id: an unknown id is UNKNOWN_TOPIC_ID.
 @handles("PRODUCE", 0, 13)
-async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | Throttled | None:
+async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | Throttled | Deferred | None:
     acks = req.acks
     deadline = trio.current_time() + max(req.timeout_ms, 0) / 1000  # acks=all waits until then at most
     unknown_ids = name_by_id(broker, req.topic_data) if ctx.api_version >= 13 else set()
+    waits: list[_Wait] = []  # acks=all in a cluster: appended, to be answered once replicated
     topics = []
     for topic in req.topic_data:
         partitions = []
@@ -70,7 +72,7 @@ async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | Thro
                 result = _error(part.index, ErrorCode.INVALID_REQUIRED_ACKS)
             else:
                 result = await _append(broker, topic.name, part.index, part.records, ctx.api_version,
-                                       req.get("transactional_id"), acks, deadline)
+                                       req.get("transactional_id"), acks, waits)
             partitions.append(result)
         topics.append({"name": topic.name, "topic_id": topic.get("topic_id"), "partition_responses": partitions})
     # Kafka records the request's size against the producer's byte-rate quota once it is handled;
@@ -78,7 +80,34 @@ async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | Thro
     throttle_ms = broker.client_quotas.produce.record(ANONYMOUS_USER, ctx.client_id, ctx.request_bytes)
     # Kafka sends no response at all for acks=0 (the connection is still muted when throttled).
     response = None if acks == 0 else Msg(responses=topics, throttle_time_ms=throttle_ms)
+    if waits and not throttle_ms:
+        # Every append is done, in request order: the connection may read its next requests while
+        # this one waits for the followers (its response still leaves in order).
+        async def replicated() -> Msg | None:
+            await _wait_for_replication(waits, deadline)
+            return response
+
+        return Deferred(replicated)
+    await _wait_for_replication(waits, deadline)
     return Throttled(response, throttle_ms) if throttle_ms else response
+
+
+class _Wait(NamedTuple):
+    """An acks=all append in a cluster: its partition response, answered when the high watermark
+    reaches `offset` (under leader epoch `epoch`)."""
+
+    result: dict[str, Any]
+    partition: "Partition"
+    offset: int
+    epoch: int
+
+
+async def _wait_for_replication(waits: list[_Wait], deadline: float) -> None:
+    """Kafka's DelayedProduce: each partition's outcome replaces its response when not NONE."""
+    for w in waits:
+        code = await wait_for_replication(w.partition, w.offset, w.epoch, deadline)
+        if code:
+            w.result.update(_error(w.result["index"], code))
 
 
 def _error(index: int, code: ErrorCode, message: str | None = None) -> dict[str, Any]:
@@ -87,7 +116,7 @@ def _error(index: int, code: ErrorCode, message: str | None = None) -> dict[str,
 
 
 async def _append(broker: "Broker", topic: str, index: int, records: Any, version: int,
-                  transactional_id: str | None, acks: int, deadline: float) -> dict[str, Any]:
+                  transactional_id: str | None, acks: int, waits: list[_Wait]) -> dict[str, Any]:
     partition = broker.partition(topic, index)
     if partition is None:
         return _error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
@@ -109,19 +138,19 @@ async def _append(broker: "Broker", topic: str, index: int, records: Any, versio
                           if code == ErrorCode.INVALID_TXN_STATE else None)
         epoch = partition.leader_epoch
         result = await partition.append_records(records)
-        if replicated:  # acks=all in a cluster: answered once the high watermark covers the batch
-            code = await wait_for_replication(partition, partition.log_end_offset, epoch, deadline)
-            if code:
-                return _error(index, code)
+        required = partition.log_end_offset
     except KafkaStorageError as e:
         log.error("produce to %s-%d failed on disk: %s", topic, index, e)
         return _error(index, ErrorCode.KAFKA_STORAGE_ERROR, str(e))
     except (RecordError, *(cls for cls, _ in _APPEND_ERRORS)) as e:
         log.info("rejected produce to %s-%d: %s", topic, index, e)
         return _error(index, _code_for(e), str(e))
-    return {"index": index, "error_code": 0, "base_offset": result.base_offset,
-            "log_append_time_ms": result.log_append_time_ms, "log_start_offset": result.log_start_offset,
-            "record_errors": [], "error_message": None}
+    answer = {"index": index, "error_code": 0, "base_offset": result.base_offset,
+              "log_append_time_ms": result.log_append_time_ms, "log_start_offset": result.log_start_offset,
+              "record_errors": [], "error_message": None}
+    if replicated:  # acks=all in a cluster: answered once the high watermark covers the batch
+        waits.append(_Wait(answer, partition, required, epoch))
+    return answer
 
 
 def _verify_transaction(broker: "Broker", topic: str, index: int, records: Any,

@@ -5,6 +5,11 @@ channel until the response is sent), so responses leave in request order by cons
 client may pipeline, and the next frames wait in the socket buffer. A connection therefore holds
 at most one request (its body counted in the shared queued.max.request.bytes pool until handled)
 and one response (being sent), whatever the client sends or fails to read.
+
+One exception to "one at a time": a request already applied whose response only waits on something
+else (a Deferred: acks=all in a cluster, waiting for followers) lets the connection read on, up to
+MAX_DEFERRED such responses, which still leave in request order. Otherwise a producer that pipelines
+single-record requests could get no more than one replication round trip's worth per connection.
 """
 
 from __future__ import annotations
@@ -44,9 +49,20 @@ class Throttled(NamedTuple):
     throttle_ms: int
 
 
+class Deferred(NamedTuple):
+    """A request whose effects are applied (in request order) and whose response `finish()` gives
+    once what it waits for has happened. The connection reads the next requests meanwhile."""
+
+    finish: Callable[[], Awaitable["Msg | None"]]
+
+
+#: Responses a connection may have waiting (Deferred) while it reads on: bounds the memory one
+#: connection holds (each is a small response), as the producer's max in-flight bounds its side.
+MAX_DEFERRED = 8
+
 #: The dispatcher answers a decoded request with a response body, or None for no response
-#: (acks=0 produce), or a Throttled one. It raises UnsupportedApiError for an api it does not serve.
-Dispatch = Callable[[Request, ConnectionInfo], Awaitable["Msg | Throttled | None"]]
+#: (acks=0 produce), or a Throttled or Deferred one. It raises UnsupportedApiError for an api it does not serve.
+Dispatch = Callable[[Request, ConnectionInfo], Awaitable["Msg | Throttled | Deferred | None"]]
 #: Whether the dispatcher serves (api_key, api_version): asked before a request's body is decoded.
 Served = Callable[[int, int], bool]
 
@@ -100,32 +116,19 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, connec
     if observer is not None:
         observer.on_connect(info)
     try:
-        with timer.scope:
-            while True:
-                api_name = "?"
-                size = await reader.read_size()
-                if size is None:
-                    return
-                with timer.paused():  # waiting for the pool is the broker's doing, not idleness
-                    await pool.acquire(size)
-                try:
-                    frame = await reader.read_body(size)
-                    started = time.perf_counter() if observer is not None else 0.0
-                    api_name = _api_name(frame)
-                    with timer.paused():
-                        api_key, out, throttle_ms = await _answer(frame, dispatch, info, served)
-                    unmute_at = trio.current_time() + throttle_ms / 1000
-                    del frame  # the request is handled: its memory goes back before the response is sent
-                finally:
-                    pool.release(size)
-                sent = 0
-                if out is not None:
-                    sent = await _send(watched, out)
-                if observer is not None:
-                    observer.on_request(api_key, size + 4, sent, time.perf_counter() - started)
-                if throttle_ms > 0:
-                    with timer.paused():  # muted by the broker: not the client's idleness
-                        await trio.sleep_until(unmute_at)
+        reader_error: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            ordered = _OrderedSender(watched, nursery, observer)
+            try:
+                await _read_and_answer(reader, watched, timer, pool, dispatch, info, served, observer, ordered)
+            except Exception as e:  # re-raised below: outside the nursery, not inside an ExceptionGroup
+                reader_error = e
+            nursery.cancel_scope.cancel()
+        api_name = ordered.api_name
+        if reader_error is not None:
+            raise reader_error
+        if ordered.error is not None:
+            raise ordered.error
         if timer.expired:
             log.debug("closing connection from %s: nothing read or sent for connections.max.idle.ms=%d "
                       "(%d bytes of a frame buffered)", peer, limits.connections_max_idle_ms, reader.buffered)
@@ -146,6 +149,44 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, connec
         with trio.move_on_after(1) as scope:
             scope.shield = True
             await stream.aclose()
+
+
+async def _read_and_answer(reader: FrameReader, watched: Any, timer: IdleTimer, pool: MemoryPool, dispatch: Dispatch,
+                           info: ConnectionInfo, served: Served | None, observer: ServerObserver | None,
+                           ordered: "_OrderedSender") -> None:
+    """The connection's loop: read a frame, answer it, send the response (in order), until EOF."""
+    with timer.scope:
+        while True:
+            ordered.api_name = "?"
+            size = await reader.read_size()
+            if size is None:
+                break
+            with timer.paused():  # waiting for the pool is the broker's doing, not idleness
+                await pool.acquire(size)
+            try:
+                frame = await reader.read_body(size)
+                started = time.perf_counter() if observer is not None else 0.0
+                ordered.api_name = _api_name(frame)
+                with timer.paused():
+                    api_key, out, throttle_ms = await _answer(frame, dispatch, info, served)
+                unmute_at = trio.current_time() + throttle_ms / 1000
+                del frame  # the request is handled: its memory goes back before the response is sent
+            finally:
+                pool.release(size)
+            if isinstance(out, _Later) or ordered.waiting:
+                with timer.paused():  # room for one more waiting response
+                    await ordered.add(api_key, size, started, out)
+                    if throttle_ms > 0:
+                        await ordered.drain()
+            else:
+                sent = await _send(watched, out) if out is not None else 0
+                if observer is not None:
+                    observer.on_request(api_key, size + 4, sent, time.perf_counter() - started)
+            if throttle_ms > 0:
+                with timer.paused():  # muted by the broker: not the client's idleness
+                    await trio.sleep_until(unmute_at)
+        with timer.paused():
+            await ordered.drain()  # the client closed its side: answer what was read first
 
 
 async def _answer(frame: memoryview, dispatch: Dispatch, info: ConnectionInfo,
@@ -171,11 +212,107 @@ async def _answer(frame: memoryview, dispatch: Dispatch, info: ConnectionInfo,
                   API_NAMES[h.api_key], h.api_version, info.peer, h.client_id, request.trailing_bytes)
     response = await dispatch(request, info)
     throttle_ms = 0
+    if isinstance(response, Deferred):
+        return h.api_key, _Later(response.finish, h.api_key, h.api_version, h.correlation_id), 0
     if isinstance(response, Throttled):
         response, throttle_ms = response.body, response.throttle_ms
     if response is None:
         return h.api_key, None, throttle_ms
     return h.api_key, encode_response(h.api_key, h.api_version, h.correlation_id, response), throttle_ms
+
+
+class _Later(NamedTuple):
+    """A Deferred response and what encoding it will need."""
+
+    finish: Callable[[], Awaitable["Msg | None"]]
+    api_key: int
+    api_version: int
+    correlation_id: int
+
+
+class _Slot:
+    """One response in the connection's order: ready once its frame (or None) is known."""
+
+    def __init__(self, api_key: int, size: int, started: float, frame: Any = None) -> None:
+        self.api_key, self.size, self.started, self.frame = api_key, size, started, frame
+        self.ready = trio.Event()
+
+
+class _OrderedSender:
+    """Sends responses in request order while some of them (Deferred) are still being completed.
+
+    Only used once a Deferred arrives: until every waiting response is sent, later ones queue
+    behind it here. A failure (a broken socket, a handler error while finishing) is kept in
+    `error` and ends the connection, as a failure on the connection's own task does."""
+
+    def __init__(self, stream: Any, nursery: trio.Nursery, observer: ServerObserver | None) -> None:
+        self._stream, self._nursery, self._observer = stream, nursery, observer
+        self._queue: list[_Slot] = []
+        self._changed = trio.Event()
+        self._sending = False
+        self.error: BaseException | None = None
+        #: The request being read or answered, for the connection's log lines.
+        self.api_name = "?"
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._queue) or self._sending
+
+    async def add(self, api_key: int, size: int, started: float, out: Any) -> None:
+        while len(self._queue) >= MAX_DEFERRED:
+            await self._wait_change()
+        slot = _Slot(api_key, size, started)
+        self._queue.append(slot)
+        if isinstance(out, _Later):
+            self._nursery.start_soon(self._finish, slot, out)
+        else:
+            slot.frame = out
+            slot.ready.set()
+        if not self._sending:
+            self._sending = True
+            self._nursery.start_soon(self._send_in_order)
+
+    async def drain(self) -> None:
+        while self.waiting and self.error is None:
+            await self._wait_change()
+
+    async def _wait_change(self) -> None:
+        await self._changed.wait()
+        self._changed = trio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+
+    async def _finish(self, slot: _Slot, later: _Later) -> None:
+        try:
+            body = await later.finish()
+            if body is not None:
+                slot.frame = encode_response(later.api_key, later.api_version, later.correlation_id, body)
+        except Exception as e:  # a bug while finishing ends this connection, as in a handler
+            self._fail(e)
+            return
+        slot.ready.set()
+
+    async def _send_in_order(self) -> None:
+        try:
+            while self._queue:
+                slot = self._queue[0]
+                await slot.ready.wait()
+                sent = await _send(self._stream, slot.frame) if slot.frame is not None else 0
+                if self._observer is not None:
+                    self._observer.on_request(slot.api_key, slot.size + 4, sent, time.perf_counter() - slot.started)
+                self._queue.pop(0)
+                self._notify()
+        except Exception as e:
+            self._fail(e)
+        finally:
+            self._sending = False
+            self._notify()
+
+    def _fail(self, e: BaseException) -> None:
+        if self.error is None:
+            self.error = e
+        self._nursery.cancel_scope.cancel()
 
 
 def _api_name(frame: memoryview) -> str:
