@@ -116,7 +116,7 @@ class LogCleaner:
             return None
         return plan(segments, plog.config, log_start_offset=plog.log_start_offset,
                     log_end_offset=plog.log_end_offset, last_stable_offset=p.last_stable_offset,
-                    recovery_point=plog.recovery_point, checkpoint=plog.cleaner_checkpoint, now_ms=now)
+                    first_unflushed=plog.first_unflushed_offset, checkpoint=plog.cleaner_checkpoint, now_ms=now)
 
     async def clean_filthiest(self) -> CleanResult | None:
         """Clean the dirtiest cleanable partition, if any (one round); None when none is."""

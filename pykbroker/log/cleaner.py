@@ -3,7 +3,7 @@
 A compacted log has a *clean* head (already compacted), a *dirty* middle (appended since, from
 the cleaner checkpoint on) and an *uncleanable* tail: the active segment, anything from the last
 stable offset on (open transactions), segments younger than ``min.compaction.lag.ms`` and
-segments not yet flushed (above the recovery point). Only whole segments before that tail are
+rolled segments whose fsync is still pending. Only whole segments before that tail are
 cleaned.
 
 A log is cleaned when dirty bytes / (clean + dirty bytes) exceeds ``min.cleanable.dirty.ratio``,
@@ -70,9 +70,10 @@ class Throttler:
             self._observed += n
             now = time.monotonic()
             elapsed = now - self._start
-            if elapsed <= self.CHECK_INTERVAL_S:
-                return
-            sleep = self._observed / self.rate - elapsed
+            owed = self._observed / self.rate
+            if elapsed <= self.CHECK_INTERVAL_S and owed <= self.CHECK_INTERVAL_S:
+                return  # (the second test: a burst larger than an interval's worth waits at once)
+            sleep = owed - elapsed
             self._start, self._observed = now + max(0.0, sleep), 0.0
         if sleep > 0:
             stop.wait(sleep)
@@ -122,12 +123,12 @@ def _segment_ends(segments: tuple[LogSegment, ...], log_end_offset: int) -> list
 
 
 def plan(segments: tuple[LogSegment, ...], config: LogConfig, *, log_start_offset: int, log_end_offset: int,
-         last_stable_offset: int, recovery_point: int, checkpoint: int | None, now_ms: int) -> CleanPlan:
+         last_stable_offset: int, first_unflushed: int, checkpoint: int | None, now_ms: int) -> CleanPlan:
     """Kafka's cleanableOffsets + the dirty ratio; pure (only segment metadata is read)."""
     ends = _segment_ends(segments, log_end_offset)
     valid = checkpoint is not None and log_start_offset <= checkpoint <= log_end_offset
     first_dirty = checkpoint if valid and checkpoint is not None else log_start_offset
-    uncleanable = min(last_stable_offset, segments[-1].base_offset, recovery_point)
+    uncleanable = min(last_stable_offset, segments[-1].base_offset, first_unflushed)
     if config.min_compaction_lag_ms > 0:
         for seg, end in zip(segments[:-1], ends):
             if end > first_dirty and seg.largest_timestamp() > now_ms - config.min_compaction_lag_ms:

@@ -416,6 +416,11 @@ class PartitionLog:
             write_int(self.directory / RECOVERY_POINT_FILE, recovery_point, fsync=self.fsync)
 
     @property
+    def first_unflushed_offset(self) -> int:
+        """Base offset of the oldest segment not yet fsynced after its roll (else the active one's)."""
+        return min((s.base_offset for s in self._rolled), default=self.active_segment.base_offset)
+
+    @property
     def has_rolled_segments(self) -> bool:
         return bool(self._rolled)
 

@@ -56,7 +56,7 @@ def test_plan_covers_whole_segments_below_the_active_one(tmp_path: Path) -> None
     p, _ = _filled(tmp_path)
     plog = p.log
     found = plan(plog.segments, plog.config, log_start_offset=0, log_end_offset=plog.log_end_offset,
-                 last_stable_offset=plog.log_end_offset, recovery_point=plog.recovery_point,
+                 last_stable_offset=plog.log_end_offset, first_unflushed=plog.first_unflushed_offset,
                  checkpoint=None, now_ms=0)
     assert found.first_dirty == 0 and found.checkpoint_reset
     assert found.upper == plog.active_segment.base_offset
@@ -64,11 +64,11 @@ def test_plan_covers_whole_segments_below_the_active_one(tmp_path: Path) -> None
     assert found.dirty_ratio == 1.0 and found.should_clean(plog.config)
     # An open transaction at offset 40 bounds it to the segment holding 40.
     bounded = plan(plog.segments, plog.config, log_start_offset=0, log_end_offset=plog.log_end_offset,
-                   last_stable_offset=40, recovery_point=plog.recovery_point, checkpoint=None, now_ms=0)
+                   last_stable_offset=40, first_unflushed=plog.first_unflushed_offset, checkpoint=None, now_ms=0)
     assert bounded.upper <= 40 and bounded.upper in [s.base_offset for s in plog.segments]
     # Everything is clean after the checkpoint: nothing to do.
     done = plan(plog.segments, plog.config, log_start_offset=0, log_end_offset=plog.log_end_offset,
-                last_stable_offset=plog.log_end_offset, recovery_point=plog.recovery_point,
+                last_stable_offset=plog.log_end_offset, first_unflushed=plog.first_unflushed_offset,
                 checkpoint=plog.active_segment.base_offset, now_ms=0)
     assert done.dirty_bytes == 0 and not done.should_clean(plog.config)
 
@@ -77,7 +77,7 @@ def test_min_compaction_lag_keeps_young_segments_dirty(tmp_path: Path) -> None:
     p, _ = _filled(tmp_path, min_compaction_lag_ms=3_600_000)
     plog = p.log
     found = plan(plog.segments, plog.config, log_start_offset=0, log_end_offset=plog.log_end_offset,
-                 last_stable_offset=plog.log_end_offset, recovery_point=plog.recovery_point,
+                 last_stable_offset=plog.log_end_offset, first_unflushed=plog.first_unflushed_offset,
                  checkpoint=None, now_ms=plog.segments[0].max_timestamp + 1000)
     assert found.upper == 0 and not found.should_clean(plog.config)
     assert clean(p) is None
@@ -99,7 +99,7 @@ def test_groups_fit_one_segment(tmp_path: Path) -> None:
     plog = p.log
     views = [SegmentView(s, -1, size, s.base_offset + 10, 1) for s, size in zip(plog.segments, (900, 900, 900, 1500, 100))]
     found = plan(plog.segments, plog.config, log_start_offset=0, log_end_offset=plog.log_end_offset,
-                 last_stable_offset=plog.log_end_offset, recovery_point=plog.recovery_point, checkpoint=None, now_ms=0)
+                 last_stable_offset=plog.log_end_offset, first_unflushed=plog.first_unflushed_offset, checkpoint=None, now_ms=0)
     job = CleaningJob(plog.directory, plog.config, False, found, views, [], {}, 0, 4096, Throttler(float("inf")))
     sizes = [[v.size for v in g] for g in job.groups(10**9)]
     assert sizes == [[900, 900], [900], [1500, 100]]  # internal.segment.bytes=2048
@@ -281,7 +281,7 @@ def _cleaned_but_not_swapped(tmp_path: Path, *, commit: bool):
     p, expected = _filled(tmp_path, n=600, keys=25)
     plog = p.log
     found = plan(plog.segments, plog.config, log_start_offset=0, log_end_offset=plog.log_end_offset,
-                 last_stable_offset=plog.log_end_offset, recovery_point=plog.recovery_point, checkpoint=None, now_ms=0)
+                 last_stable_offset=plog.log_end_offset, first_unflushed=plog.first_unflushed_offset, checkpoint=None, now_ms=0)
     job = CleaningJob.open(plog.directory, plog.segments, plog.log_end_offset, plog.config, False, found, [],
                            {}, 0, 4096, Throttler(float("inf")))
     offsets = job.build_offset_map(10**6)
