@@ -22,6 +22,7 @@ FEATURES: dict[str, str] = {
     "offsets-for-times": "first offset whose timestamp >= T",
     "idempotent-producer": "idempotent producer: contiguous offsets, no duplicates",
     "transactions": "commit, abort, commit: read_committed skips the aborted records, markers take offsets",
+    "compaction": "cleanup.policy=compact: the log cleaner leaves each key's latest value at its offset",
     "group-commit-resume": "consumer group: subscribe, commit, a new member resumes at the commit",
     "group-list-describe": "list and describe consumer groups (admin API)",
 }
