@@ -1,7 +1,9 @@
-"""Shared helpers for the log cleaner tests: a compacted partition, appends, one cleaning round."""
+"""Shared helpers for the log cleaner tests: a compacted partition, appends, one cleaning round, and
+reading a topic back with kafka-python."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +54,21 @@ def records(plog: PartitionLog) -> list[tuple[int, bytes | None, bytes | None]]:
 
 def latest(rows: list[tuple[int, bytes | None, bytes | None]]) -> dict[bytes | None, tuple[int, bytes | None]]:
     return {k: (o, v) for o, k, v in rows}
+
+
+def read_all(bootstrap: str, topic: str, **extra: object) -> list:
+    """Every record from the beginning up to the end offset seen at the start."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000, **extra)
+    tp = TopicPartition(topic, 0)
+    c.assign([tp])
+    c.seek_to_beginning(tp)
+    end = c.end_offsets([tp])[tp]
+    out = []
+    deadline = time.monotonic() + 30
+    while c.position(tp) < end and time.monotonic() < deadline:
+        for batch in c.poll(500).values():
+            out.extend(batch)
+    c.close()
+    return out

@@ -83,6 +83,8 @@ class LogCleaner:
         self.config = config
         self.throttler = Throttler(config.io_max_bytes_per_second)
         self._in_progress: set[tuple[str, int]] = set()
+        #: Partitions whose cleaning failed unexpectedly (Kafka's uncleanable partitions): left alone.
+        self.uncleanable: set[tuple[str, int]] = set()
         self._capacity = slots_for(config.dedupe_buffer_size, max(1, config.threads))
         self._nursery: trio.Nursery | None = None
         #: Set after every finished round (tests and the bench wait on it).
@@ -109,7 +111,8 @@ class LogCleaner:
 
     def _plan(self, p: Partition, now: int) -> CleanPlan | None:
         plog = p.log
-        if not plog.config.compact_enabled or (p.topic, p.index) in self._in_progress or p.closed:
+        key = (p.topic, p.index)
+        if not plog.config.compact_enabled or key in self._in_progress or key in self.uncleanable or p.closed:
             return None
         segments = plog.segments
         if len(segments) < 2:
@@ -145,6 +148,12 @@ class LogCleaner:
         except (OSError, KafkaStorageError) as e:
             log.error("%s-%d: cleaning failed (the log is unchanged where it was not swapped; retried after "
                       "log.cleaner.backoff.ms): %s", p.topic, p.index, e)
+            return None
+        except Exception as e:  # e.g. a batch on disk that does not parse: never clean it blindly
+            log.error("%s-%d in %s: cleaning failed and the partition is marked uncleanable until the broker "
+                      "restarts (no data was removed where it was not swapped): %r", p.topic, p.index,
+                      p.log.directory, e)
+            self.uncleanable.add(key)
             return None
         finally:
             self._in_progress.discard(key)

@@ -33,6 +33,7 @@ from pykbroker.protocol.records import (
     _crc32c_fn,
     _read_varint,
     _records_payload,
+    iter_record_heads,
     parse_batch_header,
 )
 
@@ -66,27 +67,21 @@ def record_spans(batch: bytes | bytearray | memoryview) -> tuple[BatchHeader, by
     h = parse_batch_header(mv)
     payload = _records_payload(mv, h)
     spans: list[RecordSpan] = []
-    pos, n = 0, len(payload)
-    for _ in range(h.records_count):
-        length, body = _read_varint(payload, pos)
-        end = body + length
-        if length < 0 or end > n:
-            raise InvalidRecordError(f"bad record length {length} in batch at base offset {h.base_offset}")
-        ts_delta, p = _read_varint(payload, body + 1)  # skip the attributes byte
-        ts_end = p
-        off_delta, p = _read_varint(payload, p)
-        key_len, p = _read_varint(payload, p)
+    pos = 0
+    for r in iter_record_heads(payload, h):
+        key_len, p = _read_varint(payload, r.rest)
         key = None
         if key_len >= 0:
             key = bytes(payload[p : p + key_len])
             p += key_len
         value_len, p = _read_varint(payload, p)
-        if p > end:
+        if p > r.end:
             raise InvalidRecordError(f"record overruns its length in batch at base offset {h.base_offset}")
-        spans.append(RecordSpan(pos, end, body + 1, ts_end, off_delta, ts_delta, key, value_len >= 0))
-        pos = end
-    if pos != n:
-        raise InvalidRecordError(f"batch at base offset {h.base_offset} has {n - pos} bytes after its records")
+        spans.append(RecordSpan(r.start, r.end, r.ts_pos, r.ts_end, r.offset_delta, r.timestamp_delta, key,
+                                value_len >= 0))
+        pos = r.end
+    if pos != len(payload):
+        raise InvalidRecordError(f"batch at base offset {h.base_offset} has {len(payload) - pos} bytes after its records")
     return h, payload, spans
 
 

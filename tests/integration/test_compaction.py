@@ -12,6 +12,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from cleaner_helpers import read_all
 from pykbroker.testing import RunningBroker, running_broker
 
 T = TypeVar("T")
@@ -30,22 +31,6 @@ def create(bootstrap: str, topic: str, configs: dict[str, str]) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs)])
     admin.close()
-
-
-def read_all(bootstrap: str, topic: str, **extra: object) -> list:
-    """Every record from the beginning up to the end offset seen at the start."""
-    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000, **extra)
-    tp = TopicPartition(topic, 0)
-    c.assign([tp])
-    c.seek_to_beginning(tp)
-    end = c.end_offsets([tp])[tp]
-    out = []
-    deadline = time.monotonic() + 30
-    while c.position(tp) < end and time.monotonic() < deadline:
-        for batch in c.poll(500).values():
-            out.extend(batch)
-    c.close()
-    return out
 
 
 def eventually(check: Callable[[], T], what: str, timeout_s: float = 30) -> T:

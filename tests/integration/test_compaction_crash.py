@@ -8,10 +8,11 @@ import random
 import time
 from pathlib import Path
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from child_broker import ChildBroker
+from cleaner_helpers import read_all
 
 TOPIC = "crashy"
 SETTINGS = ["log.cleaner.backoff.ms=100", "log.cleaner.io.max.bytes.per.second=40000",
@@ -40,17 +41,7 @@ def _produce(bootstrap: str) -> dict[int, tuple[bytes, bytes]]:
 
 
 def _check(bootstrap: str, produced: dict[int, tuple[bytes, bytes]]) -> None:
-    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000)
-    tp = TopicPartition(TOPIC, 0)
-    c.assign([tp])
-    c.seek_to_beginning(tp)
-    end = c.end_offsets([tp])[tp]
-    rows = []
-    deadline = time.monotonic() + 30
-    while c.position(tp) < end and time.monotonic() < deadline:
-        for batch in c.poll(500).values():
-            rows.extend(batch)
-    c.close()
+    rows = read_all(bootstrap, TOPIC)
     offsets = [r.offset for r in rows]
     assert offsets == sorted(set(offsets)), "offsets repeat or go back"
     for r in rows:

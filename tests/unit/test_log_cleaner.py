@@ -355,3 +355,26 @@ def test_stop_flag_aborts_cleanly(tmp_path: Path) -> None:
     trio.run(cancelled_round)
     assert not [f for f in os.listdir(p.log.directory) if f.endswith((CLEANED_SUFFIX, SWAP_SUFFIX))]
     assert latest(records(p.log)) == expected
+
+
+def test_a_batch_that_does_not_parse_marks_the_partition_uncleanable(tmp_path: Path) -> None:
+    from pykbroker.cluster.log_cleaner import CleanerConfig, LogCleaner
+    from pykbroker.protocol import batch_rewrite
+
+    p, expected = _filled(tmp_path, n=600, keys=25)
+    cleaner = LogCleaner(lambda: [p], CleanerConfig())
+    real = batch_rewrite.record_spans
+
+    def broken(batch):  # as a record area that does not decode would
+        raise InvalidRecordError("bad record length -5 in batch at base offset 0")
+
+    import pykbroker.log.cleaner_filter as cf
+    cf.record_spans = broken
+    try:
+        assert trio.run(cleaner.clean_filthiest) is None
+    finally:
+        cf.record_spans = real
+    assert ("t", 0) in cleaner.uncleanable
+    assert trio.run(cleaner.clean_filthiest) is None  # left alone from now on
+    assert latest(records(p.log)) == expected
+    assert not [f for f in os.listdir(p.log.directory) if f.endswith((CLEANED_SUFFIX, SWAP_SUFFIX))]
