@@ -154,10 +154,13 @@ def raw_fetch(bootstrap: str, topic: str, count: int) -> float:
     return elapsed
 
 
-def latency(bootstrap: str, topic: str, rate: int = 1000, seconds: float = 5) -> list[float]:
+def latency(bootstrap: str, topic: str, rate: int = 1000, seconds: float = 5,
+            isolation: str = "read_committed") -> list[float]:
+    """Send-to-receive times of records sent at `rate`/s; `isolation` is the consumer's isolation.level
+    (librdkafka's default is read_committed)."""
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "lat", "fetch.wait.max.ms": 100,
-                         "fetch.min.bytes": 1})
+                         "fetch.min.bytes": 1, "isolation.level": isolation})
     consumer.assign([TopicPartition(topic, 0, 0)])
     consumer.poll(0.5)
     samples: list[float] = []

@@ -9,7 +9,8 @@ p50/p99/max: alone, then while a second process writes --b-mib MiB as fast as it
 for the records sent from 0.5 s before to 1 s after a roll was seen on disk), and,
 with --b-flush-messages, while B is written with that flush.messages. A broker that fsyncs on its
 event loop stalls every connection for the length of the fsync. Target: A's p99 < 10 ms.
-On a small machine an unpaced B also competes with A for CPU: --b-mib-per-s separates that from the rolls.
+On a small machine an unpaced B also competes with A for CPU: --b-mib-per-s separates that from the rolls,
+and --b-value-bytes 65536 takes most of B's own Python loop (100k produce() calls a second at 1 KiB) away.
 """
 
 from __future__ import annotations
@@ -65,18 +66,20 @@ def measure(bootstrap: str, topic: str, rate: int, seconds: float,
     return samples
 
 
-def load(bootstrap: str, topic: str, mib: int, mib_per_s: float, started: "multiprocessing.synchronize.Event",
-         done: "multiprocessing.synchronize.Event", out: "multiprocessing.Queue[float]") -> None:
-    """Child process: write `mib` MiB of 1 KiB values to `topic` as fast as possible."""
+def load(bootstrap: str, topic: str, mib: int, mib_per_s: float, value_bytes: int,
+         started: "multiprocessing.synchronize.Event", done: "multiprocessing.synchronize.Event",
+         out: "multiprocessing.Queue[float]") -> None:
+    """Child process: write `mib` MiB of `value_bytes` values to `topic` (paced at `mib_per_s`)."""
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "batch.size": MIB,
                          "queue.buffering.max.kbytes": 1 << 19, "enable.idempotence": False})
-    value = b"b" * 1024
+    value = b"b" * value_bytes
     count = mib * MIB // len(value)
+    per_mib = max(1, MIB // value_bytes)
     begun = time.perf_counter()
     started.set()
     for i in range(count):
-        if mib_per_s and i % 1024 == 0:  # pace: 1 MiB per step
-            ahead = i / 1024 / mib_per_s - (time.perf_counter() - begun)
+        if mib_per_s and i % per_mib == 0:  # pace: 1 MiB per step
+            ahead = i / per_mib / mib_per_s - (time.perf_counter() - begun)
             if ahead > 0:
                 time.sleep(ahead)  # not poll(ahead): that returns at the first delivery report
             producer.poll(0)
@@ -132,7 +135,7 @@ def with_load(bootstrap: str, data: str, args: argparse.Namespace, b_config: dic
     create(bootstrap, b_topic, b_config)
     ctx = multiprocessing.get_context("spawn")  # the parent has librdkafka threads: no fork
     started, done, out = ctx.Event(), ctx.Event(), ctx.Queue()
-    child = ctx.Process(target=load, args=(bootstrap, b_topic, args.b_mib, args.b_mib_per_s, started, done, out),
+    child = ctx.Process(target=load, args=(bootstrap, b_topic, args.b_mib, args.b_mib_per_s, args.b_value_bytes, started, done, out),
                         daemon=True)
     child.start()
     try:
@@ -156,6 +159,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="how long A is measured alone")
     parser.add_argument("--b-mib", type=int, default=2200, help="MiB written to B (A is measured meanwhile)")
     parser.add_argument("--b-mib-per-s", type=float, default=0, help="pace B (0: as fast as it goes)")
+    parser.add_argument("--b-value-bytes", type=int, default=1024,
+                        help="B's value size (larger values: less of the load generator's own CPU)")
     parser.add_argument("--b-segment-mib", type=int, default=1024, help="B's segment.bytes in MiB")
     parser.add_argument("--b-flush-messages", type=int, default=0, help="also run with B's flush.messages=N")
     parser.add_argument("--b-timeout", type=float, default=600, help="give up on B after this long")

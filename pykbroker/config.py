@@ -68,6 +68,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("auto.create.topics.enable", _bool, True, "Create a topic on first Metadata/Produce request that names it."),
     Setting("delete.topic.enable", _bool, True, "Allow DeleteTopics."),
     Setting("socket.request.max.bytes", _int, 104857600, "Largest request frame accepted; checked before reading the body.", 1),
+    Setting("fetch.max.bytes", _int, 57671680, "Most record bytes one Fetch response carries, whatever the request "
+            "asks (Fetch v0-2 ask for no limit, and their records are down-converted in memory).", 1024),
     Setting("max.incremental.fetch.session.cache.slots", _int, 1000, "Fetch sessions (KIP-227) kept at once; "
             "0 turns incremental fetches off.", 0),
     Setting("max.request.partition.size.limit", _int, 2000, "Most partitions one DescribeTopicPartitions "

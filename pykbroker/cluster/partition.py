@@ -29,6 +29,7 @@ from ..log.producer_state import (
     ActiveProducer, BatchMeta, ProducerStateManager, delete_snapshots_before, write_snapshot_file,
 )
 from ..log.txn_index import AbortedTxn
+from ..log.writeback import WRITEBACK_BYTES
 from ..protocol.errors import ErrorCode
 from ..protocol.records import BatchHeader, build_end_txn_marker, iter_batches
 
@@ -68,6 +69,7 @@ class Partition:
         self._spawn = spawn
         self._waiters: set[trio.Event] = set()
         self._io_lock = trio.Lock()
+        self._writeback_running = False  # one paced writeback at a time (_maybe_start_writeback)
         self._write_lock = trio.Lock()
         self._flushed_offset = plog.recovery_point
         self._closed = False
@@ -241,6 +243,7 @@ class Partition:
     async def _after_append(self, info: AppendInfo) -> None:
         if self.log.has_rolled_segments:
             self._background(self._flush_rolled)
+        self._maybe_start_writeback()
         if self.log.flush_requested:
             await self.flush(upto=info.last_offset + 1)
 
@@ -274,6 +277,23 @@ class Partition:
         """flush.ms: called periodically by the partition manager."""
         if self.log.flush_due():
             await self.flush()
+
+    def _maybe_start_writeback(self) -> None:
+        """Every WRITEBACK_BYTES appended, start the kernel writing them out (log/writeback.py), so
+        that a roll's fsync is not one burst of a whole segment. Only where the log fsyncs at all."""
+        seg = self.log.active_segment
+        if (self._writeback_running or self._spawn is None or not self.log.fsync
+                or seg.writeback_pending() < WRITEBACK_BYTES):
+            return
+        self._writeback_running = True
+
+        async def writeback() -> None:
+            try:
+                await trio.to_thread.run_sync(seg.start_writeback)
+            finally:
+                self._writeback_running = False
+
+        self._spawn(writeback)
 
     def _background(self, fn: Callable[[], Any]) -> None:
         if self._spawn is not None:

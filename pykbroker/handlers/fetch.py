@@ -31,7 +31,8 @@ async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     v = ctx.api_version
     max_wait_s = max(req.max_wait_ms, 0) / 1000
     min_bytes = req.min_bytes
-    max_bytes = req.get("max_bytes", 0x7FFFFFFF)
+    # Kafka: min(request's max_bytes, broker fetch.max.bytes); v0-2 have no max_bytes of their own.
+    max_bytes = min(req.get("max_bytes", 0x7FFFFFFF), broker.config.fetch_max_bytes)
     isolation = req.get("isolation_level", 0)
     session, incremental, error = _session(broker, req, v)
     if error:

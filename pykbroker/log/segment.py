@@ -21,6 +21,7 @@ from pykbroker.log.config import INT_MAX, LogConfig
 from pykbroker.log.errors import KafkaStorageError
 from pykbroker.log.index import IndexCorruptError, OffsetIndex, TimeIndex
 from pykbroker.log.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
+from pykbroker.log.writeback import start_writeback
 from pykbroker.protocol.records import (
     _HEADER,
     BATCH_HEADER_SIZE,
@@ -74,6 +75,7 @@ class LogSegment:
         self.log_path = segment_file(directory, base_offset, LOG_SUFFIX + suffix)
         self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
         self.size = os.fstat(self._fd).st_size
+        self._writeback_from = self.size  # paced writeback covers what is appended from here
         self.offset_index = OffsetIndex(
             segment_file(directory, base_offset, INDEX_SUFFIX + suffix), base_offset, config.segment_index_bytes
         )
@@ -491,6 +493,18 @@ class LogSegment:
         return self.next_offset
 
     # ------------------------------------------------------------ durability
+
+    def writeback_pending(self) -> int:
+        """Bytes appended since writeback was last started (``start_writeback``)."""
+        return self.size - self._writeback_from
+
+    def start_writeback(self) -> None:
+        """Start the kernel writing out the bytes appended since the last call (worker thread)."""
+        end = self.size
+        start = min(self._writeback_from, end)  # a truncation may have cut below it
+        self._writeback_from = end
+        if self._fd >= 0:
+            start_writeback(self._fd, start, end - start)
 
     def flush(self, *, fsync: bool = True) -> None:
         if fsync:

@@ -394,3 +394,28 @@ def test_offset_for_leader_epoch_and_stamped_batches(client: WireClient) -> None
     missing = client.request(23, 4, {"replica_id": -1, "topics": [{"topic": "no-such", "partitions": [
         {"partition": 0, "current_leader_epoch": -1, "leader_epoch": 0}]}]})
     assert missing.topics[0].partitions[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_broker_fetch_max_bytes_caps_every_fetch_version() -> None:
+    """Kafka's fetch.max.bytes bounds a response whatever the request asks: Fetch v0-2 carry no
+    max_bytes (their records are down-converted in memory), v3+ ask for more than the broker allows."""
+    with running_broker({"fetch.max.bytes": 4096}) as broker:
+        c = WireClient(broker.bootstrap_servers)
+        try:
+            create_topic(c, "capped", partitions=3)
+            for p in range(3):
+                body = produce_body("capped", build_batch([Record(0, 0, None, b"x" * 3000, [])],
+                                                          base_timestamp=1_700_000_000_000))
+                body["topic_data"][0]["partition_data"][0]["index"] = p
+                assert c.request(PRODUCE, 9, body).responses[0].partition_responses[0].error_code == 0
+            parts = [{"partition": p, "fetch_offset": 0, "partition_max_bytes": 1 << 20} for p in range(3)]
+            for version, extra in ((0, {}), (2, {}), (11, {"max_bytes": 1 << 30, "isolation_level": 0,
+                                                           "session_id": 0, "session_epoch": -1,
+                                                           "forgotten_topics_data": [], "rack_id": ""})):
+                r = c.request(FETCH, version, {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, **extra,
+                                               "topics": [{"topic": "capped", "partitions": parts}]})
+                sizes = [len(bytes(p.records)) for p in r.responses[0].partitions]
+                # The first partition's batch comes whole (KIP-74); the next one would pass 4096 bytes.
+                assert sizes[0] > 3000 and sizes[1:] == [0, 0], (version, sizes)
+        finally:
+            c.close()

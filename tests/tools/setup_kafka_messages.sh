@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up Kafka 4.x's protocol reference (kafka-clients 4.4.0) in the ignored .tools/ cache, idempotently:
 #   1. resolves org.apache.kafka:kafka-clients:4.4.0 and kafka-server-common:4.4.0 (feature levels)
-#      with their runtime dependencies from Maven Central with mvn into .tools/kafka-clients-4.4.0/m2
-#      (classpath written to classpath.txt)
+#      with their runtime dependencies from Maven Central with mvn (tests/tools/maven.sh) into
+#      .tools/kafka-clients-4.4.0/libs (classpath written to classpath.txt)
 #   2. extracts the jar's common/message/*.json into .tools/kafka-clients-4.4.0/kafka-protocol/message/
 #   3. compiles tools/kafka_protocol/DumpProtocol.java and writes errors.tsv, api-keys.tsv and
 #      features.tsv next to message/ (the Errors, ApiKeys, MetadataVersion and Feature enums are code)
@@ -24,61 +24,30 @@ REF="$DIR/kafka-protocol"
 DUMPER="$ROOT/tools/kafka_protocol/DumpProtocol.java"
 
 say() { echo "setup_kafka_messages: $*" >&2; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-secs_since() { local d=$(( $(now_ms) - $1 )); printf "%d.%01d" $((d / 1000)) $(((d % 1000) / 100)); }
+source "$ROOT/tests/tools/maven.sh"
 start=$(now_ms)
-have_tools() { command -v mvn && command -v java && command -v javac; } >/dev/null 2>&1
 
-if [[ "${1:-}" == "--install" ]] && ! have_tools; then
-    if [[ "$(id -u)" != 0 ]]; then say "mvn/java/javac missing and not root: cannot apt-get install"; exit 3; fi
-    say "installing maven and a headless JDK with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq maven default-jdk-headless >&2
-fi
-if ! have_tools; then
-    say "mvn, java and javac are needed on PATH; nothing done (install them, or pass --install as root)"
-    exit 3
-fi
-
+maven_tools "$([[ "${1:-}" == "--install" ]] && echo 1 || echo 0)" mvn java javac || exit $?
 mkdir -p "$DIR"
-# Serialize concurrent runs (several pytest sessions, generate.py and CI at once).
-if command -v flock >/dev/null 2>&1; then
-    exec 9>"$DIR/.lock"
-    flock 9
-fi
+maven_lock "setup_kafka_messages"
 
 # ---- 1: jars
 classpath_ok() {
-    [[ -s "$DIR/classpath.txt" ]] && grep -q kafka-server-common "$DIR/classpath.txt" || return 1
+    [[ -s "$DIR/classpath.txt" ]] && grep -q "$DIR/libs/kafka-server-common" "$DIR/classpath.txt" || return 1
     local j
     IFS=: read -r -a jars < "$DIR/classpath.txt"
     for j in "${jars[@]}"; do [[ -s "$j" ]] || return 1; done
 }
 if ! classpath_ok; then
-    cat > "$DIR/pom.xml" <<POM
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>local.pykbroker</groupId><artifactId>kafka-messages</artifactId><version>1</version>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-clients</artifactId><version>$KAFKA_VERSION</version></dependency>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-server-common</artifactId><version>$KAFKA_VERSION</version></dependency>
-  </dependencies>
-</project>
-POM
     say "resolving org.apache.kafka:kafka-clients:$KAFKA_VERSION from Maven Central with mvn"
-    t0=$(now_ms)
-    if ! (cd "$DIR" && mvn -q -B -Dstyle.color=never -Dmaven.repo.local="$DIR/m2" dependency:build-classpath \
-            -Dmdep.outputFile="$DIR/classpath.tmp" -Dmdep.includeScope=runtime) >"$DIR/mvn.log" 2>&1; then
-        tail -40 "$DIR/mvn.log" >&2
-        say "mvn failed (is Maven Central reachable?); full log: $DIR/mvn.log"
-        exit 1
-    fi
-    mv -f "$DIR/classpath.tmp" "$DIR/classpath.txt"
-    say "resolved in $(secs_since "$t0") s"
+    maven_pom "$DIR/pom.xml" "org.apache.kafka:kafka-clients:$KAFKA_VERSION" \
+        "org.apache.kafka:kafka-server-common:$KAFKA_VERSION"
+    maven_copy "$DIR/pom.xml" "$DIR/libs" || exit 1
+    rm -rf "$DIR/m2"  # the per-script repository of earlier versions of this script
+    ls "$DIR"/libs/*.jar | paste -sd: > "$DIR/classpath.txt"
 fi
 CP="$(cat "$DIR/classpath.txt")"
-JAR="$(tr : '\n' < "$DIR/classpath.txt" | grep "/kafka-clients-$KAFKA_VERSION.jar$")"
+JAR="$DIR/libs/kafka-clients-$KAFKA_VERSION.jar"
 
 # ---- 2: message definitions
 # The stamp's mtime is the extraction time (the files keep the jar's, which is older than the download).
