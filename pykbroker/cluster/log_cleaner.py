@@ -102,7 +102,12 @@ class LogCleaner:
 
     async def _cleaner_thread(self) -> None:
         while True:
-            if await self.clean_filthiest() is None:
+            try:
+                cleaned = await self.clean_filthiest()
+            except Exception as e:  # the cleaner must never stop the broker
+                log.exception("log cleaner round failed: %r", e)
+                cleaned = None
+            if cleaned is None:
                 await trio.sleep(self.config.backoff_ms / 1000)
 
     async def wait_round(self) -> None:
