@@ -378,3 +378,22 @@ def test_a_batch_that_does_not_parse_marks_the_partition_uncleanable(tmp_path: P
     assert trio.run(cleaner.clean_filthiest) is None  # left alone from now on
     assert latest(records(p.log)) == expected
     assert not [f for f in os.listdir(p.log.directory) if f.endswith((CLEANED_SUFFIX, SWAP_SUFFIX))]
+
+
+def test_broker_cleaner_settings_have_kafka_names_and_defaults() -> None:
+    from pykbroker.broker import compacted_topic_configs
+    from pykbroker.cluster.log_cleaner import CleanerConfig
+    from pykbroker.config import BrokerConfig, ConfigError
+
+    defaults = CleanerConfig.from_broker(BrokerConfig.from_mapping({}))
+    assert (defaults.enable, defaults.threads, defaults.backoff_ms, defaults.dedupe_buffer_size) == (
+        True, 1, 15_000, 134_217_728)
+    assert defaults.io_max_bytes_per_second == 1.7976931348623157e308  # Kafka's Double.MaxValue
+    set_ = CleanerConfig.from_broker(BrokerConfig.from_mapping({
+        "log.cleaner.enable": "false", "log.cleaner.threads": "3", "log.cleaner.io.max.bytes.per.second": "1048576.5"}))
+    assert (set_.enable, set_.threads, set_.io_max_bytes_per_second) == (False, 3, 1048576.5)
+    with pytest.raises(ConfigError, match="log.cleaner.threads"):
+        BrokerConfig.from_mapping({"log.cleaner.threads": "-1"})
+    # Internal topics: Kafka's 100 MiB segments, or internal.segment.bytes below segment.bytes' 1 MiB minimum.
+    assert compacted_topic_configs(104857600) == {"cleanup.policy": "compact", "segment.bytes": "104857600"}
+    assert compacted_topic_configs(32768) == {"cleanup.policy": "compact", "internal.segment.bytes": "32768"}
