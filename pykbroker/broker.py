@@ -410,7 +410,7 @@ class Broker:
                 self.groups.expire_offsets(now_ms())
                 next_retention = now + interval_s
             if now >= next_txn_check:
-                self.txns.tick()
+                await self.txns.tick()
                 next_txn_check = now + txn_check_s
             if now >= next_producer_check:
                 expired = self.partitions.expire_producers(now_ms(), self.config.producer_id_expiration_ms)

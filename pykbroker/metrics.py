@@ -136,7 +136,14 @@ class BrokerStateCollector(Collector):
         sessions.add_metric([], snap["fetch_sessions"])
         incremental = GaugeMetricFamily("pykbroker_incremental_fetches", "Incremental fetches served since start.")
         incremental.add_metric([], snap["incremental_fetches"])
-        return [topics, partitions, end, start, size, groups, lso_lag, open_txns, sessions, incremental]
+        v2_adds = GaugeMetricFamily("pykbroker_transaction_v2_partition_adds", "Partitions added to transactions "
+                                    "by Produce v12 / TxnOffsetCommit v5+ (KIP-890 part 2) since start.")
+        v2_adds.add_metric([], snap["v2_partition_adds"])
+        v2_bumps = GaugeMetricFamily("pykbroker_transaction_v2_epoch_bumps", "Transactions ended by EndTxn v5 "
+                                     "with a producer epoch bump (KIP-890 part 2) since start.")
+        v2_bumps.add_metric([], snap["v2_epoch_bumps"])
+        return [topics, partitions, end, start, size, groups, lso_lag, open_txns, sessions, incremental, v2_adds,
+                v2_bumps]
 
     def _snapshot(self) -> dict[str, Any]:
         read: Callable[[], dict[str, Any]] = self._read
@@ -152,7 +159,8 @@ class BrokerStateCollector(Collector):
         lso_lag = sorted((p.topic, p.index, p.high_watermark - p.last_stable_offset) for p in b.partitions)
         return {"topics": len(b.logs.topics), "logs": logs, "groups": len(b.groups.group_ids()),
                 "lso_lag": lso_lag, "open_transactions": b.txns.open_transactions(),
-                "fetch_sessions": len(b.fetch_sessions), "incremental_fetches": b.fetch_sessions.incremental_fetches}
+                "fetch_sessions": len(b.fetch_sessions), "incremental_fetches": b.fetch_sessions.incremental_fetches,
+                "v2_partition_adds": b.txns.v2_partition_adds, "v2_epoch_bumps": b.txns.v2_epoch_bumps}
 
 
 def parse_address(text: str) -> tuple[str, int]:

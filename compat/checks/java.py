@@ -315,13 +315,26 @@ def idempotent(ctx: Ctx) -> None:
     expect(_ranges(consumed) == {"0": (0, 299, 300)}, f"consumed offsets {_ranges(consumed)}, want 0..299")
 
 
+#: Kafka 4 clients use transactions v2 (KIP-890) when the broker finalizes transaction.version 2.
+TRANSACTIONS_V2_CLIENTS = frozenset({"java-4"})
+
+
 @checks.feature("transactions")
 def transactions(ctx: Ctx) -> None:
-    """commit 10, abort 10, commit 10 on one partition; each transaction's marker takes an offset."""
+    """commit 10, abort 10, commit 10 on one partition; each transaction's marker takes an offset.
+    The coordinator's epoch tells the protocol used: v2 bumps it on each of the three EndTxn, v1 keeps it."""
     topic = _create(ctx, 1)
     done = kafkacheck(ctx, "txn", "--topic", topic, "--transactional-id", ctx.transactional_id(),
                       "--plan", "commit:10,abort:10,commit:10")
     expect((done.get("commits"), done.get("aborts")) == (2, 1), f"transactions ended as {done}")
+    features = kafkacheck(ctx, "admin", "describe-features", cap=15)
+    v2 = ctx.client in TRANSACTIONS_V2_CLIENTS and (features.get("finalized") or {}).get(
+        "transaction.version", [0, 0])[1] >= 2
+    bumps = done.get("after_epoch", -1) - done.get("init_epoch", 0)
+    expect(done.get("after_producer_id") == done.get("init_producer_id") and bumps == (3 if v2 else 0),
+           f"the producer epoch rose by {bumps} over three transactions, want {3 if v2 else 0} "
+           f"(transactions v{2 if v2 else 1}): {done}")
+    ctx.note(f"transactions v{2 if v2 else 1}")
     committed = kafkacheck(ctx, "consume", "--topic", topic, "--count", 20, "--prop", "isolation.level=read_committed")
     expect(_ranges(committed) == {"0": (0, 31, 20)},
            f"read_committed got {_ranges(committed)}, want 20 records at 0..9 and 22..31")

@@ -5,7 +5,7 @@ change is written there first (``transaction_log``) and applied after the write 
 replaying the partition rebuilds the same state; loading and unloading work per partition, as
 the group coordinator's do.
 
-The states and transitions are Kafka's (transaction protocol v1):
+The states and transitions are Kafka's:
 
     Empty/CompleteCommit/CompleteAbort --AddPartitions--> Ongoing --EndTxn--> PrepareCommit/PrepareAbort
     PrepareCommit/PrepareAbort --markers written to every partition--> CompleteCommit/CompleteAbort
@@ -15,6 +15,16 @@ fences an older producer with the same id; an Ongoing transaction of the previou
 with the bumped epoch first, and the caller is told CONCURRENT_TRANSACTIONS to retry. A transaction
 open longer than its timeout is aborted the same way. The markers are written by ``write_markers``,
 a function the broker provides (the coordinator never sees a partition).
+
+Transactions v2 (KIP-890 part 2, a client on EndTxn v5 with transaction.version 2 finalized):
+partitions join implicitly (the produce path and TxnOffsetCommit v5+ call ``add_partitions`` with
+``client_version=2``), and every EndTxn bumps the epoch: PrepareCommit/PrepareAbort carry epoch + 1,
+the markers are written with it, and the client is answered with it, so a zombie of the previous
+transaction is fenced. When that bump would exhaust the epoch, the Prepare state names the next
+producer id and the Complete state switches to it at epoch 0 (Kafka's prepareAbortOrCommit /
+prepareComplete). Retries are told apart by epoch: a v2 EndTxn with the epoch just before the
+current one is a retry of the one that completed. Fencing (InitProducerId, timeouts) follows the
+finalized ``transaction_version``, as Kafka's server-side abort does.
 """
 
 from __future__ import annotations
@@ -37,6 +47,10 @@ NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1
 #: Kafka bumps to a new producer id once the epoch reaches Short.MAX_VALUE - 1.
 MAX_EPOCH = 32766
+#: Short.MAX_VALUE: only a fence or a v2 abort may reach it; never bumped past.
+EPOCH_CEILING = 32767
+#: transaction.version 2: the epoch is bumped on every commit/abort (TransactionVersion.supportsEpochBump).
+TV2 = 2
 COORDINATOR_EPOCH = 0  # the leader epoch of the __transaction_state partition: one node, epoch 0
 
 TopicPartition = tuple[str, int]
@@ -56,19 +70,39 @@ class TxnMetadata:
     partitions: set[TopicPartition] = field(default_factory=set)
     start_ms: int = -1
     last_update_ms: int = -1
+    #: The producer id before the last transition (a v2 retry after a rotation names it).
+    prev_producer_id: int = NO_PRODUCER_ID
+    #: The producer id the Complete state rotates to (v2, epoch exhausted); -1: none.
+    next_producer_id: int = NO_PRODUCER_ID
+    #: The transaction.version the client used in the last transition (0: v1).
+    client_version: int = 0
+    #: The epoch before the last bump a client may still retry with (Kafka's lastProducerEpoch:
+    #: kept in memory only, -1 after a reload, as Kafka's log does not hold it).
+    last_producer_epoch: int = NO_PRODUCER_EPOCH
 
     def stored(self, **changes: object) -> StoredTxn:
         base = StoredTxn(self.producer_id, self.producer_epoch, self.timeout_ms, self.state,
-                         frozenset(self.partitions), self.last_update_ms, self.start_ms)
+                         frozenset(self.partitions), self.last_update_ms, self.start_ms,
+                         self.prev_producer_id, self.next_producer_id, self.client_version)
         return base._replace(**changes)  # type: ignore[arg-type]
 
     def apply(self, stored: StoredTxn) -> None:
         self.producer_id, self.producer_epoch, self.timeout_ms = stored.producer_id, stored.producer_epoch, stored.timeout_ms
         self.state, self.partitions = stored.state, set(stored.partitions)
         self.last_update_ms, self.start_ms = stored.last_update_ms, stored.start_ms
+        self.prev_producer_id, self.next_producer_id = stored.prev_producer_id, stored.next_producer_id
+        self.client_version = stored.client_version
 
 
 class InitPidResult(NamedTuple):
+    error: ErrorCode
+    producer_id: int = NO_PRODUCER_ID
+    producer_epoch: int = NO_PRODUCER_EPOCH
+
+
+class EndTxnResult(NamedTuple):
+    """EndTxn's answer; v5 returns the producer id and epoch the client continues with."""
+
     error: ErrorCode
     producer_id: int = NO_PRODUCER_ID
     producer_epoch: int = NO_PRODUCER_EPOCH
@@ -97,14 +131,22 @@ def now_ms() -> int:
 
 class TransactionCoordinator:
     def __init__(self, append: Callable[[int, bytes], None], partitions: int, write_markers: MarkerWriter,
-                 new_producer_id: Callable[[], Awaitable[int]], limits: TxnLimits = TxnLimits()) -> None:
+                 new_producer_id: Callable[[], Awaitable[int]], limits: TxnLimits = TxnLimits(),
+                 transaction_version: int = TV2) -> None:
         self._append = append
+        #: The finalized transaction.version: the log value version written (v1 from level 1) and
+        #: the rules of the coordinator's own aborts.
+        self.transaction_version = transaction_version
         self.partitions = partitions
         self._write_markers = write_markers
         self._new_producer_id = new_producer_id
         self.limits = limits
         self.txns: dict[str, TxnMetadata] = {}
         self._loads: dict[int, Load] = {}
+        #: Transactions v2 at work (for operators and tests): partitions added by a v2 add, and
+        #: transactions ended by EndTxn v5 with an epoch bump.
+        self.v2_partition_adds = 0
+        self.v2_epoch_bumps = 0
 
     # ------------------------------------------------------------------ ownership
 
@@ -154,9 +196,12 @@ class TransactionCoordinator:
 
     # ------------------------------------------------------------------ writes
 
-    def _write(self, txn: TxnMetadata, stored: StoredTxn | None) -> ErrorCode:
-        """Append the transaction's new state, then apply it: a write that failed changes nothing."""
-        value = None if stored is None else encode_value(stored)
+    def _write(self, txn: TxnMetadata, stored: StoredTxn | None, last_epoch: int | None = None) -> ErrorCode:
+        """Append the transaction's new state, then apply it: a write that failed changes nothing.
+        Every transition records the producer id it leaves as the previous one (Kafka's transit)."""
+        if stored is not None and txn.producer_id >= 0:
+            stored = stored._replace(prev_producer_id=txn.producer_id)
+        value = None if stored is None else encode_value(stored, 1 if self.transaction_version >= 1 else 0)
         try:
             self._append(self.partition_for(txn.transactional_id),
                          records_batch([(encode_key(txn.transactional_id), value)]))
@@ -169,6 +214,8 @@ class TransactionCoordinator:
             self.txns.pop(txn.transactional_id, None)
         else:
             txn.apply(stored)
+            if last_epoch is not None:
+                txn.last_producer_epoch = last_epoch
         return ErrorCode.NONE
 
     def _check(self, transactional_id: str, producer_id: int, epoch: int) -> tuple[ErrorCode, TxnMetadata | None]:
@@ -198,35 +245,76 @@ class TransactionCoordinator:
             txn = self.txns.get(transactional_id)  # another InitProducerId may have won the await
             if txn is None:
                 txn = self.txns[transactional_id] = TxnMetadata(transactional_id, pid, NO_PRODUCER_EPOCH, timeout_ms)
-        if expected_pid != NO_PRODUCER_ID and (expected_pid, expected_epoch) != (txn.producer_id, txn.producer_epoch):
-            return InitPidResult(ErrorCode.PRODUCER_FENCED)  # KIP-360: only the current producer may bump
+        expected = expected_pid != NO_PRODUCER_ID
+        if expected and not (txn.producer_epoch == NO_PRODUCER_EPOCH or expected_pid == txn.producer_id or (
+                expected_pid == txn.prev_producer_id and expected_epoch >= MAX_EPOCH)):
+            # KIP-360: only the current producer may bump (or one retrying across an id rotation)
+            return InitPidResult(ErrorCode.PRODUCER_FENCED)
         if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
             self._complete(txn)  # markers that failed earlier: try again; the client retries meanwhile
             return InitPidResult(ErrorCode.CONCURRENT_TRANSACTIONS)
         if txn.state == TxnState.ONGOING:
             # A zombie's transaction: fence it with a bumped epoch and abort it; the caller retries.
-            code = self._abort_fenced(txn)
+            code = await self._abort_fenced(txn)
             return InitPidResult(code or ErrorCode.CONCURRENT_TRANSACTIONS)
-        pid, epoch = txn.producer_id, txn.producer_epoch + 1
-        if epoch > MAX_EPOCH:
-            pid, epoch = await self._new_producer_id(), 0
+        current = txn.producer_epoch
+        if current >= MAX_EPOCH and (not expected or expected_epoch == current):
+            pid, epoch, last = await self._new_producer_id(), 0, current if expected else NO_PRODUCER_EPOCH
+        elif not expected:
+            pid, epoch, last = txn.producer_id, current + 1, NO_PRODUCER_EPOCH
+        elif current == NO_PRODUCER_EPOCH or expected_epoch == current:
+            pid, epoch, last = txn.producer_id, current + 1, current
+        elif expected_epoch == txn.last_producer_epoch:
+            # Kafka's prepareIncrementProducerEpoch: a retry of a call that succeeded (or of an
+            # EndTxn v5 that bumped or rotated): the current epoch, not bumped again
+            pid, epoch, last = txn.producer_id, current, txn.last_producer_epoch
+        else:
+            return InitPidResult(ErrorCode.PRODUCER_FENCED)
         now = now_ms()
-        code = self._write(txn, StoredTxn(pid, epoch, timeout_ms, TxnState.EMPTY, frozenset(), now, -1))
+        code = self._write(txn, txn.stored(producer_id=pid, producer_epoch=epoch, timeout_ms=timeout_ms,
+                                           state=TxnState.EMPTY, partitions=frozenset(), last_update_ms=now,
+                                           start_ms=-1, next_producer_id=NO_PRODUCER_ID), last_epoch=last)
         if code:
             return InitPidResult(code)
         log.info("transactional id %s: producer id %d epoch %d", transactional_id, pid, epoch)
         return InitPidResult(ErrorCode.NONE, pid, epoch)
 
-    def _abort_fenced(self, txn: TxnMetadata) -> ErrorCode:
-        """Bump the epoch (fencing the producer) and abort its open transaction with it."""
-        if txn.producer_epoch >= MAX_EPOCH:
-            return ErrorCode.PRODUCER_FENCED  # Kafka cannot fence further either; the transaction times out
-        return self._prepare_end(txn, commit=False, epoch=txn.producer_epoch + 1)
+    async def _abort_fenced(self, txn: TxnMetadata) -> ErrorCode:
+        """Bump the epoch (fencing the producer) and abort its open transaction with it. Under
+        transaction.version 2 the abort bumps once more, as any v2 abort does (Kafka 4.4's
+        endTransaction with the server's version after prepareFenceProducerEpoch), never past
+        Short.MAX_VALUE, and an exhausted epoch rotates the producer id at completion here too."""
+        if self.transaction_version < TV2:
+            if txn.producer_epoch >= MAX_EPOCH:
+                return ErrorCode.PRODUCER_FENCED  # Kafka cannot fence further either; the transaction times out
+            return self._prepare_end(txn, commit=False, epoch=txn.producer_epoch + 1, last_epoch=NO_PRODUCER_EPOCH)
+        next_pid, code = await self._next_producer_id_if_exhausted(txn)
+        if code:
+            return code
+        fenced = min(txn.producer_epoch + 1, EPOCH_CEILING)
+        return self._prepare_end(txn, commit=False, epoch=min(fenced + 1, EPOCH_CEILING), client_version=TV2,
+                                 next_producer_id=next_pid, last_epoch=fenced)
+
+    async def _next_producer_id_if_exhausted(self, txn: TxnMetadata) -> tuple[int, ErrorCode]:
+        """The producer id a v2 end rotates to when its epoch is exhausted (-1: none needed).
+        CONCURRENT_TRANSACTIONS if the transaction changed while the id was allocated."""
+        if txn.producer_epoch < MAX_EPOCH:
+            return NO_PRODUCER_ID, ErrorCode.NONE
+        before = (txn.state, txn.producer_id, txn.producer_epoch)
+        try:
+            next_pid = await self._new_producer_id()
+        except Exception as e:  # noqa: BLE001 - answered as Kafka answers a failed id allocation
+            return NO_PRODUCER_ID, append_error(e)
+        if self.txns.get(txn.transactional_id) is not txn or (txn.state, txn.producer_id, txn.producer_epoch) != before:
+            return NO_PRODUCER_ID, ErrorCode.CONCURRENT_TRANSACTIONS
+        return next_pid, ErrorCode.NONE
 
     # ------------------------------------------------------------------ AddPartitions / AddOffsets
 
     def add_partitions(self, transactional_id: str, producer_id: int, epoch: int,
-                       partitions: Iterable[TopicPartition]) -> ErrorCode:
+                       partitions: Iterable[TopicPartition], client_version: int = 0) -> ErrorCode:
+        """AddPartitionsToTxn/AddOffsetsToTxn (v1), or the implicit add of a v2 Produce or
+        TxnOffsetCommit (``client_version`` 2, recorded with the transaction as Kafka does)."""
         code, txn = self._check(transactional_id, producer_id, epoch)
         if txn is None:
             return code
@@ -240,29 +328,36 @@ class TransactionCoordinator:
             return ErrorCode.CONCURRENT_TRANSACTIONS
         now = now_ms()
         start = txn.start_ms if txn.state == TxnState.ONGOING else now
-        return self._write(txn, txn.stored(state=TxnState.ONGOING, partitions=frozenset(txn.partitions | wanted),
-                                           last_update_ms=now, start_ms=start))
+        code = self._write(txn, txn.stored(state=TxnState.ONGOING, partitions=frozenset(txn.partitions | wanted),
+                                           last_update_ms=now, start_ms=start, client_version=client_version))
+        if not code and client_version >= TV2:
+            self.v2_partition_adds += 1
+        return code
 
     def verify_partitions(self, transactional_id: str, producer_id: int, epoch: int,
                           partitions: Iterable[TopicPartition]) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
-        """AddPartitionsToTxn v4+ verify-only, and the produce path's check: is each partition in the
-        producer's ongoing transaction? (Kafka: INVALID_TXN_STATE for those that are not.)"""
+        """AddPartitionsToTxn v4+ verify-only, and the v1 produce path's check: is each partition in the
+        producer's transaction? Kafka's handleVerifyPartitionsInTransaction: CONCURRENT_TRANSACTIONS
+        while it is being completed, TRANSACTION_ABORTABLE for a partition not in it (the caller turns
+        that into INVALID_TXN_STATE for clients older than KIP-890's error)."""
         code, txn = self._check(transactional_id, producer_id, epoch)
         if txn is None:
             return code, {}
-        ongoing = txn.state == TxnState.ONGOING
-        return ErrorCode.NONE, {tp: ErrorCode.NONE if ongoing and tp in txn.partitions else ErrorCode.INVALID_TXN_STATE
+        if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+            return ErrorCode.CONCURRENT_TRANSACTIONS, {}
+        return ErrorCode.NONE, {tp: ErrorCode.NONE if tp in txn.partitions else ErrorCode.TRANSACTION_ABORTABLE
                                 for tp in partitions}
 
     # ------------------------------------------------------------------ EndTxn
 
     def end_txn(self, transactional_id: str, producer_id: int, epoch: int, commit: bool) -> ErrorCode:
+        """EndTxn v0-4 (transactions v1): the epoch stays; a retry names the same epoch."""
         code, txn = self._check(transactional_id, producer_id, epoch)
         if txn is None:
             return code
         state = txn.state
         if state == TxnState.ONGOING:
-            return self._prepare_end(txn, commit)
+            return self._prepare_end(txn, commit, client_version=0)
         if state == (TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT):
             return ErrorCode.NONE  # a retry of an EndTxn that completed
         if state == (TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT):
@@ -270,12 +365,76 @@ class TransactionCoordinator:
             return ErrorCode.CONCURRENT_TRANSACTIONS
         return ErrorCode.INVALID_TXN_STATE
 
-    def _prepare_end(self, txn: TxnMetadata, commit: bool, epoch: int | None = None) -> ErrorCode:
-        """PrepareCommit/PrepareAbort written (with a bumped `epoch` when fencing), then the
+    async def end_txn_v2(self, transactional_id: str, producer_id: int, epoch: int, commit: bool) -> EndTxnResult:
+        """EndTxn v5 (transactions v2): Kafka's endTransaction for a client on TV2, whose table is
+
+            state           abort: retry / current     commit: retry / current
+            Empty           PRODUCER_FENCED / bump     PRODUCER_FENCED / INVALID_TXN_STATE
+            CompleteAbort   NONE / bump                INVALID_TXN_STATE / INVALID_TXN_STATE
+            CompleteCommit  INVALID_TXN_STATE / bump   NONE / INVALID_TXN_STATE
+
+        where a retry names the epoch before the current one (or the exhausted epoch of the producer
+        id just rotated away from). Answers with the producer id and epoch to continue with."""
+        code = self.status(transactional_id)
+        txn = self.txns.get(transactional_id)
+        if code or txn is None:
+            return EndTxnResult(code or ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        state = txn.state
+        retry_on_overflow = (txn.prev_producer_id == producer_id and epoch == MAX_EPOCH and txn.producer_epoch == 0)
+        retry = txn.producer_epoch == epoch + 1 or retry_on_overflow
+        if state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+            valid = txn.producer_epoch == epoch + 1
+        elif state in (TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT):
+            valid = retry or epoch == txn.producer_epoch
+        else:
+            valid = epoch == txn.producer_epoch
+        if txn.producer_id != producer_id and not retry_on_overflow:
+            return EndTxnResult(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        if not valid:
+            return EndTxnResult(ErrorCode.PRODUCER_FENCED)
+        if state == TxnState.ONGOING:
+            return await self._end_v2(txn, commit, no_partitions=False)
+        if state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+            if (state == TxnState.PREPARE_COMMIT) != commit:
+                return EndTxnResult(ErrorCode.INVALID_TXN_STATE)
+            self._complete(txn)
+            return EndTxnResult(ErrorCode.CONCURRENT_TRANSACTIONS)
+        done = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
+        if retry:
+            if state == done:
+                return EndTxnResult(ErrorCode.NONE, txn.producer_id, txn.producer_epoch)
+            return EndTxnResult(ErrorCode.INVALID_TXN_STATE)
+        if commit:
+            return EndTxnResult(ErrorCode.INVALID_TXN_STATE)
+        return await self._end_v2(txn, commit=False, no_partitions=True)  # v2 may abort with nothing added
+
+    async def _end_v2(self, txn: TxnMetadata, commit: bool, no_partitions: bool) -> EndTxnResult:
+        """PrepareCommit/PrepareAbort at epoch + 1 (never past Short.MAX_VALUE, where Kafka lets only
+        an abort through unbumped), naming the next producer id when the bump exhausts the epoch."""
+        next_pid, code = await self._next_producer_id_if_exhausted(txn)
+        if code:
+            return EndTxnResult(code)
+        epoch = min(txn.producer_epoch + 1, EPOCH_CEILING)
+        code = self._prepare_end(txn, commit, epoch=epoch, client_version=TV2, next_producer_id=next_pid,
+                                 start_ms=now_ms() if no_partitions else None, last_epoch=txn.producer_epoch)
+        if code:
+            return EndTxnResult(code)
+        self.v2_epoch_bumps += 1
+        if txn.next_producer_id != NO_PRODUCER_ID:  # markers pending: what the Complete state will hold
+            return EndTxnResult(ErrorCode.NONE, txn.next_producer_id, 0)
+        return EndTxnResult(ErrorCode.NONE, txn.producer_id, txn.producer_epoch)
+
+    def _prepare_end(self, txn: TxnMetadata, commit: bool, epoch: int | None = None, client_version: int | None = None,
+                     next_producer_id: int = NO_PRODUCER_ID, start_ms: int | None = None,
+                     last_epoch: int | None = None) -> ErrorCode:
+        """PrepareCommit/PrepareAbort written (with a bumped `epoch` when fencing or on v2), then the
         markers and the Complete state."""
         state = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
-        code = self._write(txn, txn.stored(state=state, last_update_ms=now_ms(),
-                                           producer_epoch=txn.producer_epoch if epoch is None else epoch))
+        code = self._write(txn, txn.stored(
+            state=state, last_update_ms=now_ms(), producer_epoch=txn.producer_epoch if epoch is None else epoch,
+            client_version=txn.client_version if client_version is None else client_version,
+            next_producer_id=next_producer_id, start_ms=txn.start_ms if start_ms is None else start_ms),
+            last_epoch=last_epoch)
         if code:
             return code
         self._complete(txn)
@@ -293,21 +452,26 @@ class TransactionCoordinator:
                         ", ".join(f"{t}-{p}" for t, p in sorted(failed)))
             return
         done = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
-        self._write(txn, txn.stored(state=done, partitions=frozenset(), last_update_ms=now_ms()))
+        rotate = txn.client_version >= TV2 and txn.next_producer_id != NO_PRODUCER_ID
+        self._write(txn, txn.stored(state=done, partitions=frozenset(), last_update_ms=now_ms(),
+                                    producer_id=txn.next_producer_id if rotate else txn.producer_id,
+                                    producer_epoch=0 if rotate else txn.producer_epoch,
+                                    next_producer_id=NO_PRODUCER_ID))
 
     # ------------------------------------------------------------------ timers
 
-    def tick(self, now: int | None = None) -> None:
+    async def tick(self, now: int | None = None) -> None:
         """Abort transactions open past their timeout (with a bumped epoch, fencing the producer, as
         Kafka does), retry pending markers, and expire idle transactional ids."""
         now = now_ms() if now is None else now
         for txn in list(self.txns.values()):
-            if self._loads.get(self.partition_for(txn.transactional_id)) is not Load.LOADED:
-                continue
+            if self.txns.get(txn.transactional_id) is not txn or \
+                    self._loads.get(self.partition_for(txn.transactional_id)) is not Load.LOADED:
+                continue  # gone or unloaded while an earlier abort awaited a producer id
             if txn.state == TxnState.ONGOING and txn.start_ms + txn.timeout_ms < now:
                 log.info("transactional id %s: aborting the transaction open for %d ms (timeout %d ms)",
                          txn.transactional_id, now - txn.start_ms, txn.timeout_ms)
-                self._abort_fenced(txn)
+                await self._abort_fenced(txn)
             elif txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
                 self._complete(txn)
             elif txn.state in _COMPLETED and txn.last_update_ms + self.limits.id_expiration_ms < now:

@@ -3,19 +3,20 @@
 A Kafka 4.4 broker supports metadata.version 7 (3.3-IV3) up to its latest and every production
 feature whose latest level is above 0; a fresh cluster finalizes the latest levels. Here the levels
 are those this broker implements: group.version 1 because the KIP-848 consumer group protocol is
-served; transaction.version 0 because transactions are those of KIP-98 (levels 1-2 are KIP-890
-part 2: epoch bump per transaction, implicit partition adds, not implemented); kraft.version 0
-(no KRaft quorum); share.version, streams.version and eligible.leader.replicas.version 0 (not
-implemented). A feature whose highest level is 0 is left out of both lists, as Kafka leaves it out
-(absent means level 0 to clients).
+served; transaction.version 2 because transactions v2 are (KIP-890 part 2: partitions added by
+Produce v12 and TxnOffsetCommit v5, the epoch bumped by every EndTxn v5; level 1 only adds the
+flexible transaction log record, which is written); kraft.version 0 (no KRaft quorum);
+share.version, streams.version and eligible.leader.replicas.version 0 (not implemented). A feature
+whose highest level is 0 is left out of both lists, as Kafka leaves it out (absent means level 0 to
+clients). A Java 4 producer uses transactions v2 only when transaction.version 2 is finalized.
 """
 
 from __future__ import annotations
 
-#: metadata.version 22 is 4.0-IV0, where group.version 1 became the default; the APIs served are
-#: Kafka 3.9's plus the 4.0 consumer group protocol, and nothing gated on a later level (ELR at
-#: 4.0-IV1, transaction.version 2 at 4.0-IV2) is implemented.
-METADATA_VERSION = 22
+#: metadata.version 24 is 4.0-IV2, where transaction.version 2 became the default (group.version 1
+#: did at 4.0-IV0); the APIs served are Kafka 3.9's plus the 4.0 consumer group protocol and
+#: transactions v2. ELR (4.0-IV1) is its own feature, eligible.leader.replicas.version, left at 0.
+METADATA_VERSION = 24
 #: The oldest metadata.version Kafka 4 supports (3.3-IV3).
 MINIMUM_METADATA_VERSION = 7
 
@@ -23,7 +24,7 @@ MINIMUM_METADATA_VERSION = 7
 SUPPORTED: dict[str, tuple[int, int]] = {
     "metadata.version": (MINIMUM_METADATA_VERSION, METADATA_VERSION),
     "group.version": (0, 1),
-    "transaction.version": (0, 0),
+    "transaction.version": (0, 2),
     "kraft.version": (0, 0),
 }
 #: name -> finalized level (one broker, so the finalized level is the highest supported).

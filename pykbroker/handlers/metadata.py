@@ -30,8 +30,15 @@ async def metadata(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     if requested is None:
         topics = [_topic(broker, t) for t in broker.topics() if not t.is_internal or v >= 1]
     else:
+        # As Kafka: one non-zero topic id makes the whole request by id (the Java 4 client sends the
+        # name "" beside the id), and entries without an id are then ignored.
+        by_id = v >= 12 and any(entry.get("topic_id", ZERO_UUID) != ZERO_UUID for entry in requested)
         for entry in requested:
             name, topic_id = entry.get("name"), entry.get("topic_id", ZERO_UUID)
+            if by_id:
+                if topic_id != ZERO_UUID:
+                    topics.append(await _lookup(broker, None, topic_id, allow_auto))
+                continue
             if name is None and v < 12:
                 # As Kafka: topic ids may only be looked up from v12 (names are not nullable in v10-11 responses).
                 topics.append(_error("", ErrorCode.INVALID_REQUEST, topic_id))

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..coordinator.offsets_schema import CommittedOffset
 from ..protocol.errors import ErrorCode
-from ..protocol.primitives import Msg
+from ..protocol.primitives import ZERO_UUID, Msg
 from .registry import RequestContext, handles
+from .topic_ids import id_of, name_by_id
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -38,17 +39,23 @@ def offsets_to_commit(broker: "Broker", topics: list[Msg], code: ErrorCode = Err
     return accepted, codes
 
 
-@handles("OFFSET_COMMIT", 0, 9)
+# v10 (KIP-848) names topics by id; the committed offsets stay stored by name (Kafka's OffsetCommitKey).
+@handles("OFFSET_COMMIT", 0, 10)
 async def offset_commit(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    by_id = ctx.api_version >= 10
+    unknown = name_by_id(broker, req.topics) if by_id else set()
     code = broker.groups.commit_check(req.group_id, req.get("member_id", ""), req.get("group_instance_id"),
                                       req.get("generation_id_or_member_epoch", -1), ctx.api_version)
-    accepted, codes = offsets_to_commit(broker, req.topics, code)
+    accepted, codes = offsets_to_commit(broker, [t for t in req.topics if id(t) not in unknown], code)
     if not code:
         written = broker.groups.commit(req.group_id, accepted)
         codes.update({key: written for key in accepted})
+
+    def error(t: Msg, p: Msg) -> ErrorCode:
+        return ErrorCode.UNKNOWN_TOPIC_ID if id(t) in unknown else codes[(t.name, p.partition_index)]
     return Msg(throttle_time_ms=0, topics=[
-        {"name": t.name, "partitions": [{"partition_index": p.partition_index,
-                                         "error_code": codes[(t.name, p.partition_index)]} for p in t.partitions]}
+        {"name": t.name, "topic_id": t.topic_id if by_id else None,
+         "partitions": [{"partition_index": p.partition_index, "error_code": error(t, p)} for p in t.partitions]}
         for t in req.topics])
 
 
@@ -80,16 +87,31 @@ def _fetch_group(broker: "Broker", group_id: str, topics: list[Msg] | None,
     return code, out
 
 
-@handles("OFFSET_FETCH", 0, 9)
+# v10 (KIP-848) names topics by id: an unknown id is UNKNOWN_TOPIC_ID, and a committed topic that no
+# longer exists (so has no id) is left out of an all-topics answer, as Kafka does.
+@handles("OFFSET_FETCH", 0, 10)
 async def offset_fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     if ctx.api_version >= 8:
-        groups = []
-        for g in req.groups:
-            code, topics = _fetch_group(broker, g.group_id, g.topics, req.require_stable)
-            groups.append({"group_id": g.group_id, "topics": topics, "error_code": code})
+        groups = [_fetch_group_v8(broker, g, req.require_stable, ctx.api_version >= 10) for g in req.groups]
         return Msg(throttle_time_ms=0, groups=groups)
     code, topics = _fetch_group(broker, req.group_id, req.topics, req.get("require_stable", False))
     return Msg(throttle_time_ms=0, topics=topics, error_code=code)
+
+
+def _fetch_group_v8(broker: "Broker", g: Msg, require_stable: bool, by_id: bool) -> dict[str, Any]:
+    unknown = name_by_id(broker, g.topics) if by_id and g.topics is not None else set()
+    wanted = None if g.topics is None else [t for t in g.topics if id(t) not in unknown]
+    code, topics = _fetch_group(broker, g.group_id, wanted, require_stable)
+    if by_id:
+        for t in topics:
+            t["topic_id"] = id_of(broker, t["name"])
+        topics = [t for t in topics if t["topic_id"] != ZERO_UUID]
+        if not code:  # Kafka appends the unknown ids after the coordinator's answer
+            topics += [{"name": "", "topic_id": t.topic_id, "partitions": [
+                {"partition_index": p, "committed_offset": -1, "committed_leader_epoch": -1, "metadata": "",
+                 "error_code": ErrorCode.UNKNOWN_TOPIC_ID} for p in t.partition_indexes]}
+                for t in g.topics or [] if id(t) in unknown]
+    return {"group_id": g.group_id, "topics": topics, "error_code": code}
 
 
 @handles("OFFSET_DELETE", 0, 0)

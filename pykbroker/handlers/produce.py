@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ..coordinator.transaction_coordinator import TV2
 from ..log.errors import InvalidTimestampError, KafkaStorageError, MessageTooLargeError, RecordBatchTooLargeError
 from ..log.producer_state import InvalidProducerEpochError, OutOfOrderSequenceError
 from ..protocol.errors import ErrorCode
@@ -13,6 +14,7 @@ from ..protocol.records import (
     CorruptRecordError, InvalidRecordError, RecordError, iter_batches, legacy_to_v2_batch,
 )
 from .registry import RequestContext, handles
+from .topic_ids import name_by_id
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -32,23 +34,36 @@ _APPEND_ERRORS: tuple[tuple[type[Exception], ErrorCode], ...] = (
 )
 
 
-# v12 (KIP-890) is v11; only with transaction.version 2 finalized may a transactional producer use it
-# (partitions then join the transaction implicitly), and it is finalized at 0 here, so transactional
-# producers stay at v11. v13 (topic ids, KIP-516) is not served.
-@handles("PRODUCE", 0, 12)
+#: From v12 (KIP-890 part 2) a transactional produce adds its partition to the transaction
+#: (Kafka's ADD_PARTITION for Produce version > 11); before, it only verifies the partition was added.
+ADD_PARTITION_VERSION = 12
+#: Produce v11 clients know TRANSACTION_ABORTABLE (KIP-890); older ones are told INVALID_TXN_STATE.
+ABORTABLE_ERROR_VERSION = 11
+#: Coordinator errors Kafka's ReplicaManager answers as NOT_ENOUGH_REPLICAS, which every producer
+#: retries without a metadata refresh (CONCURRENT_TRANSACTIONS too, except to a v2 producer).
+_RETRY_AS_NOT_ENOUGH_REPLICAS = frozenset({ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                                           ErrorCode.NOT_COORDINATOR})
+
+
+# v12 (KIP-890) is v11 on the wire; what changes is the implicit add above. v13 (KIP-516) addresses
+# topics by id: an unknown id is UNKNOWN_TOPIC_ID.
+@handles("PRODUCE", 0, 13)
 async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | None:
     acks = req.acks
+    unknown_ids = name_by_id(broker, req.topic_data) if ctx.api_version >= 13 else set()
     topics = []
     for topic in req.topic_data:
         partitions = []
         for part in topic.partition_data:
-            if acks not in (-1, 0, 1):
+            if id(topic) in unknown_ids:
+                result = _error(part.index, ErrorCode.UNKNOWN_TOPIC_ID)
+            elif acks not in (-1, 0, 1):
                 result = _error(part.index, ErrorCode.INVALID_REQUIRED_ACKS)
             else:
                 result = await _append(broker, topic.name, part.index, part.records, ctx.api_version,
                                        req.get("transactional_id"))
             partitions.append(result)
-        topics.append({"name": topic.name, "partition_responses": partitions})
+        topics.append({"name": topic.name, "topic_id": topic.get("topic_id"), "partition_responses": partitions})
     if acks == 0:
         return None  # Kafka sends no response at all for acks=0
     return Msg(responses=topics, throttle_time_ms=0)
@@ -70,7 +85,7 @@ async def _append(broker: "Broker", topic: str, index: int, records: Any, versio
         if version < 3 and len(records) > LEGACY_MAGIC_AT and records[LEGACY_MAGIC_AT] < 2:
             # Produce v0-2 carry message sets of magic 0/1: up-convert once, as Kafka's LogValidator.
             records = legacy_to_v2_batch(records)
-        code = _verify_transaction(broker, topic, index, records, transactional_id)
+        code = _verify_transaction(broker, topic, index, records, transactional_id, version)
         if code:
             return _error(index, code, "the partition is not part of the producer's ongoing transaction"
                           if code == ErrorCode.INVALID_TXN_STATE else None)
@@ -87,20 +102,31 @@ async def _append(broker: "Broker", topic: str, index: int, records: Any, versio
 
 
 def _verify_transaction(broker: "Broker", topic: str, index: int, records: Any,
-                        transactional_id: str | None) -> ErrorCode:
+                        transactional_id: str | None, version: int) -> ErrorCode:
     """Transactional batches are written only into the producer's ongoing transaction (Kafka's
-    transaction.partition.verification): the partition must have been added with AddPartitionsToTxn."""
+    transaction.partition.verification): before v12 the partition must have been added with
+    AddPartitionsToTxn; from v12 (transactions v2) this adds it, starting the transaction if needed."""
     first = next(iter_batches(records), None)
     if first is None or not first[1].is_transactional:
         return ErrorCode.NONE
     header = first[1]
     if transactional_id is None:
         return ErrorCode.INVALID_RECORD  # Kafka: transactional records need the request's transactional id
-    code, verified = broker.txns.verify_partitions(transactional_id, header.producer_id, header.producer_epoch,
-                                                   [(topic, index)])
+    tp = (topic, index)
+    if version >= ADD_PARTITION_VERSION:
+        code = broker.txns.add_partitions(transactional_id, header.producer_id, header.producer_epoch, [tp], TV2)
+    else:
+        code, verified = broker.txns.verify_partitions(transactional_id, header.producer_id, header.producer_epoch, [tp])
+        code = code or verified[tp]
+        if code == ErrorCode.TRANSACTION_ABORTABLE and version < ABORTABLE_ERROR_VERSION:
+            code = ErrorCode.INVALID_TXN_STATE
+        elif code == ErrorCode.CONCURRENT_TRANSACTIONS:
+            code = ErrorCode.NOT_ENOUGH_REPLICAS
     if code == ErrorCode.PRODUCER_FENCED:
         return ErrorCode.INVALID_PRODUCER_EPOCH  # what a produce reports for a fenced epoch
-    return code or verified[(topic, index)]
+    if code in _RETRY_AS_NOT_ENOUGH_REPLICAS:
+        return ErrorCode.NOT_ENOUGH_REPLICAS
+    return code
 
 
 def _code_for(e: Exception) -> ErrorCode:

@@ -3,12 +3,18 @@ APIs DescribeTransactions, ListTransactions, DescribeProducers.
 
 The transaction coordinator and the group coordinator answer with plain values; this module only
 translates requests into their calls and their answers into responses, as KafkaApis does.
+
+Transactions v2 (KIP-890 part 2) are chosen by version, as Kafka chooses them: EndTxn v5 bumps the
+epoch and answers with it, TxnOffsetCommit v5+ adds the group's __consumer_offsets partition itself
+(no AddOffsetsToTxn), and an AddPartitionsToTxn v4+ add (a broker's, not verify-only) is a v2 add.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
+from ..coordinator.transaction_coordinator import TV2
 from ..coordinator.transaction_log import TxnState
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
@@ -20,6 +26,14 @@ if TYPE_CHECKING:
 
 OFFSETS_TOPIC = "__consumer_offsets"
 STATE_NAMES = {s.display for s in TxnState}
+#: The first versions of transactions v2 (Kafka: TransactionVersion.transactionVersionForEndTxn,
+#: version > 4, and ...ForAddPartitionsToTxn, version > 3 (a broker's add); AddPartitionsToTxnManager's
+#: ADD_PARTITION for TxnOffsetCommit version > 4 and Produce version > 11).
+END_TXN_V2 = 5
+TXN_OFFSET_COMMIT_V2 = 5
+ADD_PARTITIONS_V2 = 4
+ABORTABLE_ERROR_VERSION = 4  # TxnOffsetCommit's first version with TRANSACTION_ABORTABLE
+TOPIC_IDS_VERSION = 6  # TxnOffsetCommit names topics by id (KIP-1319)
 
 
 def _partition_results(broker: "Broker", topics: list[Msg], code: ErrorCode) -> list[dict[str, Any]]:
@@ -59,7 +73,8 @@ async def add_partitions_to_txn(broker: "Broker", ctx: RequestContext, req: Msg)
             code = ErrorCode.NONE
             if not _has_unknown(broker, txn.topics):
                 code = broker.txns.add_partitions(txn.transactional_id, txn.producer_id, txn.producer_epoch,
-                                                  _pairs(txn.topics))
+                                                  _pairs(txn.topics),
+                                                  TV2 if ctx.api_version >= ADD_PARTITIONS_V2 else 0)
             topic_results = _partition_results(broker, txn.topics, code)
         results.append({"transactional_id": txn.transactional_id, "topic_results": topic_results})
     return Msg(throttle_time_ms=0, error_code=0, results_by_transaction=results)
@@ -78,29 +93,55 @@ async def add_offsets_to_txn(broker: "Broker", ctx: RequestContext, req: Msg) ->
     return Msg(throttle_time_ms=0, error_code=code)
 
 
-@handles("END_TXN", 0, 4)
+# v5 (4.0, KIP-890 part 2): the epoch bump per transaction; the response gains producer_id/epoch.
+@handles("END_TXN", 0, 5)
 async def end_txn(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     await broker.transaction_state_ready()
+    if ctx.api_version >= END_TXN_V2:
+        r = await broker.txns.end_txn_v2(req.transactional_id, req.producer_id, req.producer_epoch, req.committed)
+        return Msg(throttle_time_ms=0, error_code=r.error, producer_id=r.producer_id, producer_epoch=r.producer_epoch)
     code = broker.txns.end_txn(req.transactional_id, req.producer_id, req.producer_epoch, req.committed)
     return Msg(throttle_time_ms=0, error_code=code)
 
 
-@handles("TXN_OFFSET_COMMIT", 0, 4)
+# v5 (4.0, KIP-890 part 2) is v4 on the wire; from it the commit adds the offsets partition itself.
+# v6 (KIP-1319) names topics by id, and tells GROUP_ID_NOT_FOUND and STALE_MEMBER_EPOCH apart
+# from ILLEGAL_GENERATION, which older versions get for both (Kafka's OffsetMetadataManager).
+@handles("TXN_OFFSET_COMMIT", 0, 6)
 async def txn_offset_commit(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     """Offsets written now as part of the producer's transaction; the group sees them on commit."""
     offsets_partition = (OFFSETS_TOPIC, broker.groups.partition_for(req.group_id))
-    code, verified = broker.txns.verify_partitions(req.transactional_id, req.producer_id, req.producer_epoch,
-                                                   [offsets_partition])
-    code = code or verified.get(offsets_partition, ErrorCode.NONE)
-    accepted, codes = offsets_to_commit(broker, req.topics)
+    if ctx.api_version >= TXN_OFFSET_COMMIT_V2:
+        code = broker.txns.add_partitions(req.transactional_id, req.producer_id, req.producer_epoch,
+                                          [offsets_partition], TV2)
+        if code == ErrorCode.PRODUCER_FENCED:
+            code = ErrorCode.INVALID_PRODUCER_EPOCH  # Kafka's AddPartitionsToTxnManager answers so
+    else:
+        code, verified = broker.txns.verify_partitions(req.transactional_id, req.producer_id, req.producer_epoch,
+                                                       [offsets_partition])
+        code = code or verified.get(offsets_partition, ErrorCode.NONE)
+        if code == ErrorCode.TRANSACTION_ABORTABLE and ctx.api_version < ABORTABLE_ERROR_VERSION:
+            code = ErrorCode.INVALID_TXN_STATE  # v4 (KIP-890) is the first to know TRANSACTION_ABORTABLE
+    by_id = ctx.api_version >= TOPIC_IDS_VERSION
+    topics = [Msg(t, name=_topic_name(broker, t.topic_id)) for t in req.topics] if by_id else req.topics
+    accepted, codes = offsets_to_commit(broker, [t for t in topics if t.name is not None])
     if not code:
         code = broker.groups.txn_commit(req.group_id, req.producer_id, req.producer_epoch, req.get("member_id", ""),
                                         req.get("group_instance_id"), req.get("generation_id_or_member_epoch", -1), accepted)
+        if not by_id and code in (ErrorCode.GROUP_ID_NOT_FOUND, ErrorCode.STALE_MEMBER_EPOCH):
+            code = ErrorCode.ILLEGAL_GENERATION
     codes.update({key: code for key in accepted})
     return Msg(throttle_time_ms=0, topics=[
-        {"name": t.name, "partitions": [{"partition_index": p.partition_index,
-                                         "error_code": codes[(t.name, p.partition_index)]} for p in t.partitions]}
-        for t in req.topics])
+        {"name": t.name or "", "topic_id": t.get("topic_id"), "partitions": [
+            {"partition_index": p.partition_index,
+             "error_code": codes[(t.name, p.partition_index)] if t.name is not None else ErrorCode.UNKNOWN_TOPIC_ID}
+            for p in t.partitions]}
+        for t in topics])
+
+
+def _topic_name(broker: "Broker", topic_id: Any) -> str | None:
+    topic = broker.topic_by_id(topic_id)
+    return topic.name if topic is not None else None
 
 
 @handles("DESCRIBE_TRANSACTIONS", 0, 0)
@@ -118,11 +159,20 @@ async def describe_transactions(broker: "Broker", ctx: RequestContext, req: Msg)
     return Msg(throttle_time_ms=0, transaction_states=states)
 
 
-@handles("LIST_TRANSACTIONS", 0, 1)
+# v2 (4.1, KIP-1152): transactional_id_pattern, a regular expression the whole id must match.
+@handles("LIST_TRANSACTIONS", 0, 2)
 async def list_transactions(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     unknown = [s for s in req.state_filters if s not in STATE_NAMES]
+    pattern = req.get("transactional_id_pattern")
+    try:
+        matcher = re.compile(pattern) if pattern else None
+    except re.error:
+        return Msg(throttle_time_ms=0, error_code=ErrorCode.INVALID_REGULAR_EXPRESSION, unknown_state_filters=[],
+                   transaction_states=[])
     listed = broker.txns.list([s for s in req.state_filters if s in STATE_NAMES], req.producer_id_filters,
                               req.get("duration_filter", -1))
+    if matcher is not None:
+        listed = [d for d in listed if matcher.fullmatch(d.transactional_id)]
     if unknown and len(unknown) == len(req.state_filters):
         listed = []  # only unknown states asked for: nothing matches (Kafka)
     return Msg(throttle_time_ms=0, error_code=0, unknown_state_filters=unknown, transaction_states=[

@@ -62,6 +62,7 @@ EARLIEST_TIMESTAMP = -2
 MAX_TIMESTAMP = -3
 EARLIEST_LOCAL_TIMESTAMP = -4
 LATEST_TIERED_TIMESTAMP = -5
+EARLIEST_PENDING_UPLOAD_TIMESTAMP = -6  # KIP-1023 (ListOffsets v11)
 
 
 class AppendInfo(NamedTuple):
@@ -589,7 +590,7 @@ class PartitionLog:
         return None
 
     def fetch_offset_by_timestamp(self, timestamp: int) -> tuple[int, int] | None:
-        """ListOffsets semantics including the special timestamps -1/-2/-3/-4 (-5 gives None)."""
+        """ListOffsets semantics including the special timestamps -1/-2/-3/-4 (-5/-6, tiered storage only, give None)."""
         if timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
             return self._log_start_offset, NO_TIMESTAMP
         if timestamp == LATEST_TIMESTAMP:

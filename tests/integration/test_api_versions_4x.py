@@ -49,8 +49,10 @@ def features(r) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]
 def test_api_versions_v4_reports_every_feature_above_level_0(client: WireClient) -> None:
     r = client.request(K["API_VERSIONS"], 4, SOFTWARE)
     supported, finalized = features(r)
-    assert supported == {"metadata.version": SUPPORTED["metadata.version"], "group.version": (0, 1)}
-    assert finalized == {"metadata.version": (FINALIZED["metadata.version"],) * 2, "group.version": (1, 1)}
+    assert supported == {"metadata.version": SUPPORTED["metadata.version"], "group.version": (0, 1),
+                         "transaction.version": (0, 2)}  # what Kafka 4.4.0 reports for these three
+    assert finalized == {"metadata.version": (FINALIZED["metadata.version"],) * 2, "group.version": (1, 1),
+                         "transaction.version": (2, 2)}
     assert r.finalized_features_epoch == FINALIZED_EPOCH >= 0
     assert {k.api_key: (k.min_version, k.max_version) for k in r.api_keys} == {
         h.api_key: (h.min_version, h.max_version) for h in HANDLERS.values()}
@@ -60,7 +62,7 @@ def test_api_versions_v3_omits_features_whose_minimum_is_0(client: WireClient) -
     """KAFKA-17011: clients before ApiVersions v4 reject a supported minimum of 0, so Kafka leaves those out."""
     supported, finalized = features(client.request(K["API_VERSIONS"], 3, SOFTWARE))
     assert supported == {"metadata.version": SUPPORTED["metadata.version"]}
-    assert finalized["group.version"] == (1, 1)
+    assert finalized["group.version"] == (1, 1) and finalized["transaction.version"] == (2, 2)
 
 
 def test_metadata_v13_has_a_top_level_error_code(client: WireClient) -> None:

@@ -1,6 +1,7 @@
 """The KIP-848 consumer group protocol with librdkafka (confluent-kafka, group.protocol=consumer):
 joining, splitting partitions, commits and resume, and a broker-side regular-expression
-subscription (ConsumerGroupHeartbeat v1) that picks up a topic created later."""
+subscription (ConsumerGroupHeartbeat v1) that picks up a topic created later, alone and with two
+members splitting it. (The Java 4.4 consumer's SubscriptionPattern: clients/test_java_4x_pattern.py.)"""
 
 from __future__ import annotations
 
@@ -32,6 +33,20 @@ def drain(consumers: list[Consumer], want: int, timeout_s: float = 30) -> dict[i
     return got
 
 
+def resume_after_one_more(bs: str, group: str, subscription: list[str], topic: str, partition: int
+                          ) -> list[tuple[str, int, int]]:
+    """Produce one record to (topic, partition), then what a new member of `group` reads: only that
+    record when the group's commits held."""
+    p = Producer({"bootstrap.servers": bs})
+    p.produce(topic, b"late", partition=partition)
+    p.flush(10)
+    again = kip848(bs, group)
+    again.subscribe(subscription)
+    resumed = drain([again], 1)
+    again.close()
+    return resumed[0]
+
+
 def test_two_members_split_partitions_commit_and_resume(kafka_broker: RunningBroker, topic_name: str) -> None:
     bs = kafka_broker.bootstrap_servers
     setup_topic(bs, topic_name, partitions=4, count=200)
@@ -46,14 +61,8 @@ def test_two_members_split_partitions_commit_and_resume(kafka_broker: RunningBro
     assert owned[0] and owned[1] and not owned[0] & owned[1] and owned[0] | owned[1] == {0, 1, 2, 3}
     for c in members:
         c.close()
-    p = Producer({"bootstrap.servers": bs})
-    p.produce(topic_name, b"late", partition=0)
-    p.flush(10)
-    again = kip848(bs, "kip848-split")
-    again.subscribe([topic_name])
-    resumed = drain([again], 1)
-    again.close()
-    assert resumed[0] == [(topic_name, 0, 50)]  # only the new record: the commits held
+    resumed = resume_after_one_more(bs, "kip848-split", [topic_name], topic_name, 0)
+    assert resumed == [(topic_name, 0, 50)]  # only the new record: the commits held
 
 
 def test_regex_subscription_picks_up_a_topic_created_later(kafka_broker: RunningBroker, topic_name: str) -> None:
@@ -71,6 +80,30 @@ def test_regex_subscription_picks_up_a_topic_created_later(kafka_broker: Running
     assert {t for t, _, _ in more} == {later} and len(more) == 7
     described = kafka_broker.broker.consumer_groups.describe("kip848-regex")
     assert described.error == ErrorCode.NONE
+
+
+def test_regex_members_split_a_later_topic_and_resume_from_commits(kafka_broker: RunningBroker,
+                                                                   topic_name: str) -> None:
+    bs = kafka_broker.bootstrap_servers
+    first, later = f"{topic_name}-rx-a", f"{topic_name}-rx-b"
+    setup_topic(bs, first, partitions=2, count=20)
+    members = [kip848(bs, "kip848-regex-split") for _ in range(2)]
+    for c in members:
+        c.subscribe([f"^{topic_name}-rx-.*"])
+    got = drain(members, 20)
+    setup_topic(bs, later, partitions=2, count=20)  # created after both subscribed
+    more = drain(members, 20)
+    records = [r for d in (got, more) for i in range(2) for r in d[i]]
+    assert len(records) == 40 and len(set(records)) == 40  # every record once
+    wait_for(lambda: all(c.poll(0.05) is None and c.assignment() for c in members)
+             and len({(tp.topic, tp.partition) for c in members for tp in c.assignment()}) == 4)
+    owned = [{(tp.topic, tp.partition) for tp in c.assignment()} for c in members]
+    assert owned[0] and owned[1] and not owned[0] & owned[1]
+    assert owned[0] | owned[1] == {(t, p) for t in (first, later) for p in range(2)}
+    for c in members:
+        c.close()
+    resumed = resume_after_one_more(bs, "kip848-regex-split", [f"^{topic_name}-rx-.*"], later, 1)
+    assert resumed == [(later, 1, 10)]  # only the new record: the regex members' commits held
 
 
 def test_heartbeat_v1_rules(kafka_broker: RunningBroker) -> None:

@@ -119,3 +119,28 @@ def test_open_transactions_and_last_stable_offset_lag(server) -> None:
     after = scrape(server.metrics_url)
     assert value(after, "pykbroker_open_transactions") == 0
     assert value(after, "pykbroker_last_stable_offset_lag", topic="txn-metered", partition="0") == 0
+
+
+def test_transactions_v2_counters(server) -> None:
+    """A Kafka 4 producer's flow (Produce v12 adds the partition, EndTxn v5 bumps) shows in the counters;
+    a v1 transaction (confluent-kafka) moves neither."""
+    from test_transactions import create, producer, transaction
+    from test_transactions_v2 import end, init, produce
+
+    from pykbroker.wire_client import WireClient
+
+    b = server.bootstrap
+    create(b, "txn-v2-metered")
+    transaction(producer(b, "txn-v1-metered"), "txn-v2-metered", [b"a"], commit=True)
+    before = scrape(server.metrics_url)
+    assert value(before, "pykbroker_transaction_v2_partition_adds") == 0
+    client = WireClient(b)
+    try:
+        p = init(client, "txn-v2-metered")
+        assert produce(client, "txn-v2-metered", "txn-v2-metered", p.producer_id, p.producer_epoch, 0).error_code == 0
+        assert end(client, "txn-v2-metered", p.producer_id, p.producer_epoch, commit=True).error_code == 0
+    finally:
+        client.close()
+    after = scrape(server.metrics_url)
+    assert value(after, "pykbroker_transaction_v2_partition_adds") == 1
+    assert value(after, "pykbroker_transaction_v2_epoch_bumps") == 1

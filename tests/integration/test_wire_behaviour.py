@@ -50,7 +50,7 @@ def test_api_versions_lists_only_served_apis(client: WireClient) -> None:
     r = client.request(API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
     keys = {k.api_key: (k.min_version, k.max_version) for k in r.api_keys}
     assert r.error_code == 0
-    assert keys[PRODUCE] == (0, 12) and keys[FETCH] == (0, 18) and keys[METADATA] == (0, 13)
+    assert keys[PRODUCE] == (0, 13) and keys[FETCH] == (0, 18) and keys[METADATA] == (0, 13)
     assert 4 not in keys  # LeaderAndIsr: a controller API, never served to clients
 
 

@@ -9,12 +9,17 @@
 //   produce --bootstrap H:P --topic T --count N [--acks all|1|0] [--compression none|gzip|snappy|lz4|zstd]
 //           [--idempotence true|false] [--value-size B] [--key-prefix k] [--no-keys] [--partition P]
 //   consume --bootstrap H:P --topic T --count N [--group G] [--from-beginning] [--poll-ms M]
+//   pattern-consume --bootstrap H:P --group G --pattern RE2J [--count N] [--stop-file F]
+//           Kafka 4.x only: KIP-848 broker-side regex subscription, commits after every poll, stops at N
+//           records, when F exists, or 2 s before --timeout-ms; reports {first,last,count} per topic:partition
 //   admin   --bootstrap H:P create-topic T [--partitions P] [--replication-factor R] [--if-not-exists]
 //   admin   --bootstrap H:P list-topics | describe-topic T | delete-topic T | describe-cluster | describe-features
 //   txn     --bootstrap H:P --topic T --transactional-id X [--plan commit:N,abort:N,...] [--fence]
 //           transactions on partition 0, records "<commit|abort>-<i>" sent synchronously (so an abort has
 //           records to hide); --fence then opens one more, starts a second producer with the same id and
-//           reports whether the first one's commit was fenced
+//           reports whether the first one's commit was fenced. Reports the coordinator's producer id and
+//           epoch (DescribeTransactions) after initTransactions and after the plan: with transactions v2
+//           (KIP-890, Kafka 4 client and broker) every commit/abort bumps the epoch, with v1 it stays
 // Common options:
 //   --timeout-ms M   bound on the operation (default 30000); exceeded -> exit 3 (a watchdog halts the JVM
 //                    3 s later if the client itself is stuck)
@@ -331,6 +336,7 @@ public final class KafkaCheck {
             switch (cmd) {
                 case "produce": result = produce(a, timeoutMs); break;
                 case "consume": result = consume(a, timeoutMs); break;
+                case "pattern-consume": result = patternConsume(a, timeoutMs); break;
                 case "admin": result = admin(a, timeoutMs); break;
                 case "txn": result = txn(a, timeoutMs); break;
                 default: throw new UsageError("unknown command '" + cmd + "'");
@@ -355,6 +361,7 @@ public final class KafkaCheck {
         "                          [--compression none|gzip|snappy|lz4|zstd] [--idempotence true|false]",
         "                          [--value-size B] [--key-prefix K | --no-keys] [--partition P]",
         "       KafkaCheck consume --bootstrap H:P --topic T --count N [--group G] [--from-beginning]",
+        "       KafkaCheck pattern-consume --bootstrap H:P --group G --pattern RE2J [--count N] [--stop-file F]",
         "       KafkaCheck admin --bootstrap H:P create-topic T [--partitions P] [--replication-factor R] [--if-not-exists]",
         "       KafkaCheck admin --bootstrap H:P list-topics | describe-topic T | delete-topic T | describe-cluster",
         "       KafkaCheck txn --bootstrap H:P --topic T --transactional-id X [--plan commit:N,abort:N,...] [--fence]",
@@ -601,6 +608,62 @@ public final class KafkaCheck {
         return r;
     }
 
+    // ------------------------------------------------------------------ pattern-consume (Kafka 4.x)
+
+    /** consumer.subscribe(new SubscriptionPattern(re)) (KIP-848, kafka-clients 4.0+), found by reflection so
+     *  that this file still compiles against 3.9.1; on 3.9.1 it fails with ClassNotFoundException. */
+    static Map<String, Object> patternConsume(Args a, long timeoutMs) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Math.max(1000, timeoutMs - 2000));
+        int count = a.getInt("--count", Integer.MAX_VALUE);
+        java.io.File stopFile = new java.io.File(a.get("--stop-file", "/nonexistent/kafkacheck-stop"));
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, a.required("--bootstrap"));
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.CLIENT_ID_CONFIG, "kafkacheck-pattern");
+        p.put(ConsumerConfig.GROUP_ID_CONFIG, a.required("--group"));
+        p.put("group.protocol", "consumer");
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        a.applyProps(p);
+        Class<?> patternClass = Class.forName("org.apache.kafka.clients.consumer.SubscriptionPattern");
+        Object pattern = patternClass.getConstructor(String.class).newInstance(a.required("--pattern"));
+
+        Map<String, long[]> seen = new TreeMap<>(); // "topic:partition" -> {first, last, count}
+        Set<String> assigned = new TreeSet<>();
+        int total = 0;
+        KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(p);
+        try {
+            KafkaConsumer.class.getMethod("subscribe", patternClass).invoke(consumer, pattern);
+            while (total < count && !stopFile.exists() && System.nanoTime() < deadline) {
+                Map<TopicPartition, OffsetAndMetadata> commit = new HashMap<>();
+                for (ConsumerRecord<byte[], byte[]> rec : consumer.poll(Duration.ofMillis(200))) {
+                    if (total >= count) break;
+                    total++;
+                    long[] s = seen.computeIfAbsent(rec.topic() + ":" + rec.partition(),
+                        k -> new long[] {rec.offset(), rec.offset(), 0});
+                    s[0] = Math.min(s[0], rec.offset());
+                    s[1] = Math.max(s[1], rec.offset());
+                    s[2]++;
+                    commit.put(new TopicPartition(rec.topic(), rec.partition()), new OffsetAndMetadata(rec.offset() + 1));
+                }
+                if (!commit.isEmpty()) consumer.commitSync(commit, Duration.ofMillis(remaining(deadline)));
+                assigned.clear();
+                for (TopicPartition tp : consumer.assignment()) assigned.add(tp.topic() + ":" + tp.partition());
+                progress.set(obj("stage", "polling", "count", total, "assigned", new ArrayList<>(assigned)));
+            }
+        } finally {
+            consumer.close(Duration.ofMillis(Math.min(2000, remaining(deadline) + 2000)));
+        }
+        Map<String, Object> parts = new LinkedHashMap<>();
+        for (Map.Entry<String, long[]> e : seen.entrySet()) {
+            long[] s = e.getValue();
+            parts.put(e.getKey(), obj("first", s[0], "last", s[1], "count", s[2]));
+        }
+        return obj("count", total, "partitions", parts, "assigned", new ArrayList<>(assigned),
+            "stopped_by_file", stopFile.exists());
+    }
+
     // ------------------------------------------------------------------ transactions
 
     static Map<String, Object> txn(Args a, long timeoutMs) throws Exception {
@@ -619,6 +682,7 @@ public final class KafkaCheck {
         try {
             progress.set(obj("stage", "init"));
             producer.initTransactions();
+            describeTxn(a, "init", r, timeoutMs);
             for (String step : a.get("--plan", "commit:1").split(",")) {
                 String[] kv = step.split(":");
                 boolean commit = kv[0].equals("commit");
@@ -638,6 +702,7 @@ public final class KafkaCheck {
             }
             r.put("commits", commits);
             r.put("aborts", aborts);
+            describeTxn(a, "after", r, timeoutMs);
             if (a.flag("--fence")) {
                 producer.beginTransaction();
                 producer.send(new ProducerRecord<>(topic, 0, null, "zombie".getBytes(StandardCharsets.UTF_8)))
@@ -657,6 +722,20 @@ public final class KafkaCheck {
             producer.close(Duration.ofSeconds(2));
         }
         return r;
+    }
+
+    /** The coordinator's view of the transactional id: puts {stage}_producer_id and {stage}_epoch. */
+    static void describeTxn(Args a, String stage, Map<String, Object> r, long timeoutMs) throws Exception {
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, a.required("--bootstrap"));
+        p.put(AdminClientConfig.CLIENT_ID_CONFIG, "kafkacheck-txn-admin");
+        try (Admin admin = Admin.create(p)) {
+            String id = a.required("--transactional-id");
+            org.apache.kafka.clients.admin.TransactionDescription d = admin.describeTransactions(
+                Collections.singletonList(id)).description(id).get(timeoutMs, TimeUnit.MILLISECONDS);
+            r.put(stage + "_producer_id", d.producerId());
+            r.put(stage + "_epoch", d.producerEpoch());
+        }
     }
 
     // ------------------------------------------------------------------ admin

@@ -17,7 +17,10 @@ from pykbroker.protocol.messages import API_KEYS, API_VERSION_RANGES
 #: Handlers serving versions beyond Kafka 3.9.1's, each because that 4.x version only adds fields the
 #: handler ignores or fills (the reason is at each @handles).
 RAISED_BEYOND_3_9 = {"PRODUCE": 12, "FETCH": 18, "LIST_OFFSETS": 10, "METADATA": 13, "DESCRIBE_GROUPS": 6, "DELETE_GROUPS": 3,
-                     "DESCRIBE_CLUSTER": 2, "CONSUMER_GROUP_DESCRIBE": 1, "CONSUMER_GROUP_HEARTBEAT": 1}
+                     "DESCRIBE_CLUSTER": 2, "CONSUMER_GROUP_DESCRIBE": 1, "CONSUMER_GROUP_HEARTBEAT": 1,
+                     "END_TXN": 5, "TXN_OFFSET_COMMIT": 6, "LIST_TRANSACTIONS": 2}
+#: Kafka 4.4's topic-id versions (KIP-516, KIP-848), ListOffsets v11 (KIP-1023), ApiVersions v5 (KIP-1242).
+RAISED_BEYOND_3_9 |= {"PRODUCE": 13, "LIST_OFFSETS": 11, "OFFSET_COMMIT": 10, "OFFSET_FETCH": 10, "API_VERSIONS": 5}
 #: kraft.version describes the controller quorum's voter records (KIP-853); there is no quorum here.
 NOT_TIED_TO_METADATA_VERSION = {"kraft.version"}
 

@@ -16,7 +16,7 @@ TP = ("orders", 0)
 
 
 class Harness:
-    def __init__(self, limits: TxnLimits = TxnLimits()) -> None:
+    def __init__(self, limits: TxnLimits = TxnLimits(), transaction_version: int = 2) -> None:
         self.batches: list[bytes] = []
         self.markers: list[tuple[int, int, bool, frozenset]] = []
         self.fail_markers: set = set()
@@ -35,7 +35,7 @@ class Harness:
             self.markers.append((pid, epoch, commit, partitions))
             return set(partitions) & self.fail_markers
 
-        self.coordinator = TransactionCoordinator(append, 1, write_markers, new_id, limits)
+        self.coordinator = TransactionCoordinator(append, 1, write_markers, new_id, limits, transaction_version)
         self.coordinator.begin_load(0)
         self.coordinator.finish_load(0)
 
@@ -88,17 +88,20 @@ def test_errors_for_wrong_producer_epoch_and_state() -> None:
     assert h.init(pid=1000, epoch=0).producer_epoch == 1
 
 
-def test_init_during_an_open_transaction_fences_and_aborts_it() -> None:
-    h = Harness()
+@pytest.mark.parametrize(("version", "abort_epoch"), [(0, 1), (2, 2)])
+def test_init_during_an_open_transaction_fences_and_aborts_it(version: int, abort_epoch: int) -> None:
+    """The fence bumps the epoch; with transaction.version 2 the abort bumps it once more (Kafka's
+    server-side abort follows the finalized version)."""
+    h = Harness(transaction_version=version)
     c = h.coordinator
     h.init()
     c.add_partitions("t", 1000, 0, [TP])
     assert h.init().error == ErrorCode.CONCURRENT_TRANSACTIONS
-    assert h.markers == [(1000, 1, False, frozenset({TP}))]  # aborted with the bumped epoch
+    assert h.markers == [(1000, abort_epoch, False, frozenset({TP}))]  # aborted with the bumped epoch
     assert c.describe("t").state == "CompleteAbort"
     assert c.add_partitions("t", 1000, 0, [TP]) == ErrorCode.PRODUCER_FENCED  # the zombie
     r = h.init()
-    assert (r.error, r.producer_epoch) == (ErrorCode.NONE, 2)
+    assert (r.error, r.producer_epoch) == (ErrorCode.NONE, abort_epoch + 1)
 
 
 def test_an_exhausted_epoch_takes_a_new_producer_id() -> None:
@@ -121,7 +124,7 @@ def test_failed_markers_keep_the_transaction_preparing_until_they_are_written() 
     assert c.add_partitions("t", 1000, 0, [TP]) == ErrorCode.CONCURRENT_TRANSACTIONS
     assert c.end_txn("t", 1000, 0, commit=True) == ErrorCode.CONCURRENT_TRANSACTIONS
     h.fail_markers = set()
-    c.tick()
+    trio.run(c.tick)
     assert c.describe("t").state == "CompleteCommit"
     assert [m[3] for m in h.markers][-1] == frozenset({TP})
 
@@ -142,11 +145,12 @@ def test_timeouts_abort_and_idle_ids_expire() -> None:
     h.init(timeout_ms=100)
     c.add_partitions("t", 1000, 0, [TP])
     start = c.txns["t"].start_ms
-    c.tick(start + 50)
+    trio.run(c.tick, start + 50)
     assert c.describe("t").state == "Ongoing"
-    c.tick(start + 101)
-    assert c.describe("t").state == "CompleteAbort" and c.describe("t").producer_epoch == 1
-    c.tick(c.txns["t"].last_update_ms + 1001)
+    trio.run(c.tick, start + 101)
+    # fenced (epoch 1) and aborted with transaction.version 2's bump (epoch 2), as Kafka's timeout abort
+    assert c.describe("t").state == "CompleteAbort" and c.describe("t").producer_epoch == 2
+    trio.run(c.tick, c.txns["t"].last_update_ms + 1001)
     assert c.describe("t").error == ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
     assert h.reloaded().txns == {}  # the tombstone is replayed too
 
@@ -177,8 +181,8 @@ def test_list_filters_and_verify() -> None:
     assert [d.transactional_id for d in c.list(["Ongoing"])] == ["b"]
     assert [d.transactional_id for d in c.list(producer_ids=[1000])] == ["a"]
     assert c.verify_partitions("b", 1001, 0, [TP, ("x", 0)]) == (
-        ErrorCode.NONE, {TP: ErrorCode.NONE, ("x", 0): ErrorCode.INVALID_TXN_STATE})
-    assert c.verify_partitions("a", 1000, 0, [TP])[1] == {TP: ErrorCode.INVALID_TXN_STATE}
+        ErrorCode.NONE, {TP: ErrorCode.NONE, ("x", 0): ErrorCode.TRANSACTION_ABORTABLE})
+    assert c.verify_partitions("a", 1000, 0, [TP])[1] == {TP: ErrorCode.TRANSACTION_ABORTABLE}
 
 
 @pytest.mark.parametrize("state", list(TxnState))

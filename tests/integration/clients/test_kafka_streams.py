@@ -124,5 +124,9 @@ def test_word_count_exactly_once_across_a_sigkill(tmp_path: Path, streams_classp
                     break
                 time.sleep(1)
             assert counts == dict(expected), f"counts {counts} != expected {dict(expected)}; see {app.log}"
+            # Kafka Streams 4.4 runs exactly_once_v2 on transactions v2 (KIP-890) here: partitions and the
+            # group's offsets join by Produce v12 / TxnOffsetCommit v5+, each commit bumps the epoch
+            assert broker.broker is not None
+            assert broker.broker.txns.v2_epoch_bumps > 0 and broker.broker.txns.v2_partition_adds > 0
         finally:
             app.stop()
