@@ -33,7 +33,7 @@ def create(bootstrap: str, topic: str, configs: dict[str, str]) -> None:
     admin.close()
 
 
-def eventually(check: Callable[[], T], what: str, timeout_s: float = 30) -> T:
+def eventually(check: Callable[[], T], what: str, timeout_s: float = 120) -> T:
     """``check()``'s result once it is truthy (the cleaner runs every log.cleaner.backoff.ms)."""
     deadline = time.monotonic() + timeout_s
     while not (result := check()):
