@@ -91,9 +91,9 @@ def stop_broker(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def create(bootstrap: str, topic: str) -> None:
+def create(bootstrap: str, topic: str, replication: int = 1, configs: dict[str, str] | None = None) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+    for f in admin.create_topics([NewTopic(topic, 1, replication, config=configs or {})]).values():
         f.result(10)
 
 

@@ -23,6 +23,11 @@ FEATURES: dict[str, str] = {
     "idempotent-producer": "idempotent producer: contiguous offsets, no duplicates",
     "transactions": "commit, abort, commit: read_committed skips the aborted records, markers take offsets",
     "compaction": "cleanup.policy=compact: the log cleaner leaves each key's latest value at its offset",
+    "admin-configs": "describe topic and broker configs (synonyms, documentation), alter a topic config (admin API)",
+    "admin-partitions": "add partitions with explicit replica assignments; an unknown broker is refused (admin API)",
+    "admin-log-dirs": "describe log dirs with partition sizes; move a replica to its own and to an unknown dir",
+    "admin-replicas": "preferred leader election (not needed), list and alter partition reassignments (admin API)",
+    "client-quotas": "set, describe and remove client quotas; a producer over its byte rate is throttled",
     "group-commit-resume": "consumer group: subscribe, commit, a new member resumes at the commit",
     "group-list-describe": "list and describe consumer groups (admin API)",
 }

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol
 
 import trio
 
@@ -24,16 +24,20 @@ from .coordinator.offset_coordinator import GroupLimits
 from .coordinator.transaction_coordinator import TransactionCoordinator, TxnLimits
 from .log.producer_state import InvalidProducerEpochError
 from .handlers import HANDLERS, RequestContext
+from .cluster.model import BrokerInfo
 from .cluster.partition import Partition
 from .cluster.fetch_sessions import FetchSessionCache
 from .cluster.partition_manager import PartitionManager
 from .cluster.log_cleaner import CleanerConfig, LogCleaner
 from .log.checkpoint import write_atomic, write_int
-from .log.errors import KafkaStorageError, StartupError, TopicExistsError, UnreadableMetadataError
+from .log.errors import KafkaStorageError, NotLeaderError, StartupError, TopicExistsError, UnreadableMetadataError
 from .log.manager import LogManager, TopicInfo, remove_dirs
 from .log.partition_log import PartitionLog
 from .log.segment import now_ms
 from .protocol.frame import Request, UnsupportedApiError
+from .quotas import ClientQuotas, QuotaStore
+from .quotas.entities import QuotaError
+from .quotas.store import FILE_NAME as QUOTA_FILE, Alteration, AlterResult
 from .protocol.messages import API_NAMES
 from .protocol.primitives import Msg
 from .server.connection import ConnectionInfo, ServerObserver
@@ -41,6 +45,9 @@ from .server.limits import ServerLimits
 from .server.listener import serve
 from .server.quotas import parse_overrides
 from .tools.config_file import parse_properties
+
+if TYPE_CHECKING:
+    from .cluster.node import ClusterNode
 
 log = logging.getLogger("pykbroker")
 
@@ -77,8 +84,17 @@ class Broker:
         self._producer_id_lock = trio.Lock()
         self.logs = LogManager.open(self.data_dir, config.log_config)
         self.partitions = PartitionManager(self.logs, self.node_id)
+        #: Cluster mode (zookeeper.connect set): the ZooKeeper member; None: the single-node broker.
+        self.cluster: ClusterNode | None = None
+        if config.zookeeper_connect:
+            from .cluster.node import ClusterNode  # kazoo is imported only by a broker that joins a cluster
+            self.cluster = self.partitions.cluster = ClusterNode(self)
+            self.partitions.local_topics = INTERNAL_TOPICS
         self.cleaner = LogCleaner(self.partitions.all_partitions, CleanerConfig.from_broker(config))
         self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots)
+        self.client_quotas = ClientQuotas(self._read_client_quotas(), config.quota_window_num,
+                                          config.quota_window_size_seconds)
+        self._quota_lock = trio.Lock()
         #: Serialises topic metadata changes, whose disk part runs in a worker thread.
         self._topic_lock = trio.Lock()
         # Directories renamed *-delete, removed in a worker thread by _remove_deleted_dirs.
@@ -191,7 +207,7 @@ class Broker:
             except InvalidProducerEpochError as e:
                 log.warning("%s-%d: transaction marker refused: %s", topic, index, e)
                 continue
-            except KafkaStorageError as e:
+            except (KafkaStorageError, NotLeaderError) as e:
                 log.error("%s-%d: transaction marker not written: %s", topic, index, e)
                 failed.add((topic, index))
                 continue
@@ -237,10 +253,41 @@ class Broker:
                 f"is issued twice: write in it a number above every producer id in use") from None
         return value
 
+    def _read_client_quotas(self) -> QuotaStore:
+        """The quotas AlterClientQuotas persisted; unreadable: refuse to start rather than run unthrottled."""
+        path = self.data_dir / QUOTA_FILE
+        try:
+            return QuotaStore.from_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return QuotaStore()
+        except (OSError, ValueError, KeyError, TypeError, QuotaError) as exc:
+            raise UnreadableMetadataError(f"cannot read client quotas from {path}: {exc}; refusing to start "
+                                          f"(repair or remove the file)") from exc
+
+    async def alter_client_quotas(self, alterations: list[Alteration], validate_only: bool,
+                                  resolvable: frozenset[str] = frozenset()) -> list[AlterResult]:
+        """AlterClientQuotas: the new quotas are written (worker thread) before they apply, so an
+        acknowledged change survives a crash. KafkaStorageError when the file cannot be written."""
+        async with self._quota_lock:
+            new, results = self.client_quotas.store.alter(alterations, resolvable)
+            if validate_only or new == self.client_quotas.store:
+                return results
+            path = self.data_dir / QUOTA_FILE
+            try:
+                await trio.to_thread.run_sync(write_atomic, path, new.to_json().encode())
+            except OSError as exc:
+                raise KafkaStorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+            self.client_quotas.install(new)
+            return results
+
     async def next_producer_id(self) -> int:
         """Producer ids are taken in blocks whose end is persisted (off the event loop) first,
         so none is ever reused. KafkaStorageError if the block cannot be persisted."""
         async with self._producer_id_lock:
+            if self._next_producer_id >= self._producer_id_limit and self.cluster is not None:
+                # A cluster's brokers share one id space: blocks come from ZooKeeper.
+                start = await self.cluster.zk.allocate_producer_ids(self.node_id, PRODUCER_ID_BLOCK)
+                self._next_producer_id, self._producer_id_limit = start, start + PRODUCER_ID_BLOCK
             if self._next_producer_id >= self._producer_id_limit:
                 path = self.data_dir / PRODUCER_ID_BLOCK_FILE
                 start = self._producer_id_limit
@@ -267,14 +314,30 @@ class Broker:
         return _topic(info) if info else None
 
     async def create_topic(self, name: str, partitions: int, configs: Mapping[str, str | None],
-                           validate_only: bool = False) -> Topic:
-        """CreateTopics: validated and installed on the event loop, written in a worker thread."""
+                           validate_only: bool = False, replication_factor: int = 1,
+                           assignments: Mapping[int, list[int]] | None = None, timeout_s: float = 30) -> Topic:
+        """CreateTopics: validated and installed on the event loop, written in a worker thread.
+        In a cluster the topic is created in ZooKeeper, and every broker installs it from there."""
+        if self.cluster is not None and name not in INTERNAL_TOPICS:
+            info = self.logs.prepare_create_topic(name, partitions, configs, reserve=False)  # validates
+            if validate_only:
+                return _topic(info)
+            topic_id = await self.cluster.create_topic(name, partitions, replication_factor, assignments, configs,
+                                                       timeout_s)
+            return self.topic(name) or Topic(name, topic_id, partitions, dict(info.configs))
         async with self._topic_lock:
             return await self._create_topic_locked(name, partitions, configs, validate_only)
 
+    async def install_cluster_topic(self, name: str, topic_id: uuid.UUID, partitions: int,
+                                    configs: Mapping[str, str | None]) -> None:
+        """A topic of the cluster (seen in ZooKeeper) gets its local directories, with the cluster's id."""
+        async with self._topic_lock:
+            if name not in self.logs.topics:
+                await self._create_topic_locked(name, partitions, configs, topic_id=topic_id)
+
     async def _create_topic_locked(self, name: str, partitions: int, configs: Mapping[str, str | None],
-                                   validate_only: bool = False) -> Topic:
-        info = self.logs.prepare_create_topic(name, partitions, configs, reserve=not validate_only)
+                                   validate_only: bool = False, topic_id: uuid.UUID | None = None) -> Topic:
+        info = self.logs.prepare_create_topic(name, partitions, configs, reserve=not validate_only, topic_id=topic_id)
         if validate_only:
             return _topic(info)
         try:
@@ -288,7 +351,8 @@ class Broker:
     async def auto_create_topic(self, name: str) -> Topic:
         """Metadata's auto-creation; a concurrent request that created it first wins."""
         try:
-            return await self.create_topic(name, self.config.num_partitions, {})
+            return await self.create_topic(name, self.config.num_partitions, {},
+                                           replication_factor=self.config.default_replication_factor)
         except TopicExistsError:
             topic = self.topic(name)
             if topic is None:
@@ -348,6 +412,24 @@ class Broker:
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get(topic, index)
 
+    def not_in_cluster_yet(self, topic: str, what: str) -> str | None:
+        """Topic changes not yet carried through ZooKeeper are refused in a cluster (INVALID_REQUEST
+        with this message) rather than applied on one broker only."""
+        if self.cluster is None or topic in INTERNAL_TOPICS:
+            return None
+        return f"{what} is not yet supported in cluster mode (zookeeper.connect is set)"
+
+    def live_brokers(self) -> list[BrokerInfo]:
+        """What Metadata lists: every registered broker in a cluster, else this one."""
+        if self.cluster is not None:
+            return self.cluster.live_brokers()
+        host, port = self.advertised
+        return [BrokerInfo(self.node_id, host, port)]
+
+    @property
+    def controller_id(self) -> int:
+        return self.cluster.controller_id if self.cluster is not None else self.node_id
+
     # ------------------------------------------------------------------ requests
 
     @staticmethod
@@ -361,7 +443,8 @@ class Broker:
         if handler is None or not handler.min_version <= h.api_version <= handler.max_version:
             name = API_NAMES.get(h.api_key, str(h.api_key))
             raise UnsupportedApiError(f"{name} v{h.api_version} is not served by this broker", h)
-        ctx = RequestContext(h.api_key, h.api_version, h.correlation_id, h.client_id, conn.peer, conn.connection_id)
+        ctx = RequestContext(h.api_key, h.api_version, h.correlation_id, h.client_id, conn.peer, conn.connection_id,
+                             request.size)
         return await handler.fn(self, ctx, request.body)
 
     # ------------------------------------------------------------------ running
@@ -375,6 +458,8 @@ class Broker:
                                                  server_limits(self.config))
                 self.advertised = _advertised(self.config, self.bound)
                 self.partitions.attach(nursery)
+                if self.cluster is not None:
+                    await nursery.start(self.cluster.run)
                 nursery.start_soon(self._load_coordinators)
                 nursery.start_soon(self._housekeeping)
                 nursery.start_soon(self._remove_deleted_dirs)

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     _consume_parser(sub)
     _groups_parser(sub)
     _transactions_parser(sub)
+    from .tools import local_cluster
+    local_cluster.add_parser(sub)
     return parser
 
 
@@ -255,6 +257,8 @@ async def serve(config: BrokerConfig, metrics_address: tuple[str, int] | None = 
                       flush=True)
                 async for signum in signals:
                     log.info("received %s: shutting down", signal.Signals(signum).name)
+                    if broker.cluster is not None:
+                        await broker.cluster.controlled_shutdown()
                     nursery.cancel_scope.cancel()
                     break
     finally:
@@ -318,6 +322,9 @@ def _tool(command: str) -> Callable[[argparse.Namespace], int]:
     if command == "transactions":
         from .tools import transactions
         return transactions.run
+    if command == "cluster":
+        from .tools import local_cluster
+        return local_cluster.run
     from .tools import groups
     return groups.run
 

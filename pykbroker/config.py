@@ -118,6 +118,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max.connections.per.ip", _int, 2147483647, "Most client connections from one IP address.", 0),
     Setting("max.connections.per.ip.overrides", _str, "", "Per-IP (or host name) limits overriding max.connections.per.ip: "
             "\"host:count,host:count\".", None),
+    Setting("quota.window.num", _int, 11, "Samples a client quota's rate is measured over (client quotas: "
+            "producer_byte_rate, consumer_byte_rate).", 1),
+    Setting("quota.window.size.seconds", _int, 1, "Length of each client quota sample.", 1),
+    # Cluster mode (pykbroker/cluster/): only with zookeeper.connect; without it none of these has an effect.
+    Setting("zookeeper.connect", _str, "", "ZooKeeper hosts and chroot (host:port[,host:port]/chroot) of the cluster "
+            "this broker joins; empty: a single-node broker without ZooKeeper."),
+    Setting("zookeeper.session.timeout.ms", _int, 18000, "ZooKeeper session timeout: how long a broker that stops "
+            "answering keeps its registration (and leaderships) before the controller moves them.", 1),
+    Setting("zookeeper.connection.timeout.ms", _int, 18000, "How long start-up waits for ZooKeeper "
+            "(Kafka: unset means the session timeout).", 1),
+    Setting("broker.rack", _str, "", "Rack of this broker, for rack-aware replica assignment (all brokers or none)."),
+    Setting("replica.lag.time.max.ms", _int, 30000, "A follower that has not caught up with its leader for this "
+            "long leaves the ISR.", 1),
+    Setting("replica.fetch.wait.max.ms", _int, 500, "How long a follower's fetch waits at the leader for new data.", 0),
+    Setting("replica.fetch.max.bytes", _int, 1048576, "Bytes a follower asks for per partition and fetch.", 1),
+    Setting("controlled.shutdown.enable", _bool, True, "On SIGTERM/SIGINT, hand the partitions this broker leads to "
+            "other in-sync replicas before exiting."),
     Setting("queued.max.request.bytes", _int, -1, "Bytes of received requests held in memory across all connections "
             "(-1: bounded only by socket.request.max.bytes per connection).", -1),
 )

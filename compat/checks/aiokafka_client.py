@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable
 
-from .common import UNKNOWN_TOPIC_OR_PARTITION, CheckSet, Ctx, Fail, NotYet
+from .common import UNKNOWN_TOPIC_OR_PARTITION, CheckSet, Ctx, Fail, NotYet, expect, wait_until
 from .scenarios import Driver, Rec, register
 
 CLIENT = "aiokafka"
@@ -233,3 +233,59 @@ def cleanup(ctx: Ctx) -> None:
 
 checks = CheckSet(CLIENT)
 register(checks, AiokafkaDriver())
+
+
+# ---------------------------------------------------------------- admin APIs beyond topics
+
+def _entries(response: Any) -> dict[str, tuple[str, int]]:
+    """name -> (value, config_source) of a DescribeConfigs response's first resource (aiokafka's
+    responses are tuples: resource = (error, message, type, name, entries), entry = (name, value,
+    read_only, source, ...))."""
+    return {e[0]: (e[1], e[3]) for e in response.resources[0][4]}
+
+
+@checks.feature("admin-configs")
+def admin_configs(ctx: Ctx) -> None:
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    topic = ctx.topic()
+    AiokafkaDriver().create_topic(ctx, topic, 1, {"retention.ms": "3600000"})
+
+    async def use(admin: "AIOKafkaAdminClient") -> tuple[dict, dict, dict]:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic)
+        before = _entries((await admin.describe_configs([resource]))[0])
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": "7200000"})])
+        after = _entries((await admin.describe_configs([resource]))[0])
+        node = (await admin.describe_cluster())["brokers"][0]["node_id"]
+        broker = _entries((await admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, str(node))]))[0])
+        return before, after, broker
+    before, after, broker = AiokafkaDriver()._with_admin(ctx, use)
+    expect(before["retention.ms"] == ("3600000", 1), f"retention.ms described as {before.get('retention.ms')}")
+    expect(before["segment.bytes"][1] == 5, "segment.bytes is not reported as a default")
+    expect(after["retention.ms"][0] == "7200000", f"altered retention.ms described as {after.get('retention.ms')}")
+    expect("num.partitions" in broker, "the broker's configs lack num.partitions")
+
+
+@checks.feature("admin-partitions")
+def admin_partitions(ctx: Ctx) -> None:
+    from aiokafka.admin import NewPartitions
+    from aiokafka.errors import InvalidReplicationAssignmentError
+
+    topic = ctx.topic()
+    AiokafkaDriver().create_topic(ctx, topic, 1)
+
+    async def use(admin: "AIOKafkaAdminClient") -> str:
+        node = (await admin.describe_cluster())["brokers"][0]["node_id"]
+        await admin.create_partitions({topic: NewPartitions(3, [[node], [node]])})
+        try:
+            await admin.create_partitions({topic: NewPartitions(4, [[999]])})
+        except InvalidReplicationAssignmentError:
+            return "refused"
+        return "accepted"
+    expect(AiokafkaDriver()._with_admin(ctx, use) == "refused", "a partition assigned to broker 999 was accepted")
+    wait_until(ctx, lambda: AiokafkaDriver().partition_count(ctx, topic) == 3, f"{topic} to have 3 partitions")
+
+
+checks.not_supported("aiokafka's admin client has no log dir API", "admin-log-dirs")
+checks.not_supported("aiokafka's admin client has no election or reassignment API", "admin-replicas")
+checks.not_supported("aiokafka has no client quota API", "client-quotas")

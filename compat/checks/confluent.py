@@ -6,7 +6,7 @@ import time
 import uuid
 import zlib
 
-from .common import CheckSet, Ctx, Fail, Skip
+from .common import CheckSet, Ctx, Fail, Skip, expect, wait_until
 from .scenarios import Driver, Rec, register
 
 CLIENT = "confluent-kafka"
@@ -231,3 +231,92 @@ def cleanup(ctx: Ctx) -> None:
 
 checks = CheckSet(CLIENT)
 register(checks, ConfluentDriver())
+
+
+# ---------------------------------------------------------------- admin APIs beyond topics, quotas
+
+def _node_id(admin: "AdminClient", ctx: Ctx) -> int:
+    return _result(admin.describe_cluster(request_timeout=ctx.remaining(10)), ctx).nodes[0].id
+
+
+@checks.feature("admin-configs")
+def admin_configs(ctx: Ctx) -> None:
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource
+
+    topic = ctx.topic()
+    ConfluentDriver().create_topic(ctx, topic, 1, {"retention.ms": "3600000"})
+    admin = ConfluentDriver()._admin(ctx)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+
+    def described() -> dict:
+        return _result(admin.describe_configs([resource], request_timeout=ctx.remaining(10))[resource], ctx)
+    configs = wait_until(ctx, described, f"{topic}'s configs")
+    retention = configs["retention.ms"]
+    expect(retention.value == "3600000" and retention.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value,
+           f"retention.ms: {retention.value} from source {retention.source}")
+    expect(configs["segment.bytes"].is_default, "segment.bytes is not reported as a default")
+    change = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET)])
+    _result(admin.incremental_alter_configs([change], request_timeout=ctx.remaining(10))[change], ctx)
+    wait_until(ctx, lambda: described()["retention.ms"].value == "7200000", "the altered retention.ms")
+    node = ConfigResource(ConfigResource.Type.BROKER, str(_node_id(admin, ctx)))
+    broker = _result(admin.describe_configs([node], request_timeout=ctx.remaining(10))[node], ctx)
+    expect("num.partitions" in broker, "the broker's configs lack num.partitions")
+
+
+@checks.feature("admin-partitions")
+def admin_partitions(ctx: Ctx) -> None:
+    from confluent_kafka.admin import NewPartitions
+
+    topic = ctx.topic()
+    ConfluentDriver().create_topic(ctx, topic, 1)
+    admin = ConfluentDriver()._admin(ctx)
+    node = _node_id(admin, ctx)
+    futures = admin.create_partitions([NewPartitions(topic, 3, replica_assignment=[[node], [node]])],
+                                      request_timeout=ctx.remaining(15))
+    _result(futures[topic], ctx)
+    wait_until(ctx, lambda: ConfluentDriver().partition_count(ctx, topic) == 3, f"{topic} to have 3 partitions")
+    try:
+        _result(admin.create_partitions([NewPartitions(topic, 4, replica_assignment=[[999]])],
+                                        request_timeout=ctx.remaining(15))[topic], ctx)
+    except KafkaException as e:
+        expect(e.args[0].name() == "INVALID_REPLICA_ASSIGNMENT", f"broker 999 refused with {e.args[0].name()}")
+    else:
+        raise Fail("a partition assigned to broker 999 was accepted")
+
+
+@checks.feature("admin-replicas")
+def admin_replicas(ctx: Ctx) -> None:
+    from confluent_kafka import ElectionType
+
+    topic = ctx.topic()
+    ConfluentDriver().create_topic(ctx, topic, 1)
+    admin = ConfluentDriver()._admin(ctx)
+    tp = TopicPartition(topic, 0)
+    elected = wait_until(ctx, lambda: _result(admin.elect_leaders(ElectionType.PREFERRED, [tp]), ctx),
+                         "a preferred election answer")
+    error = elected.get(tp)
+    expect(error is not None and error.name() == "ELECTION_NOT_NEEDED", f"preferred election of {topic}-0: {error}")
+
+
+@checks.feature("client-quotas")
+def client_quotas(ctx: Ctx) -> None:
+    """confluent-kafka has no quota API: the quota is set with pykbroker's wire client; the client
+    under test is the throttled producer, which reports the broker's throttle times in its stats."""
+    from .quotas import FLAT_OUT_S, QUOTA_BYTES_PER_S, client_id, most_bytes, produce_flat_out, set_quota
+
+    topic = ctx.topic()
+    ConfluentDriver().create_topic(ctx, topic, 1)
+    cid = client_id(ctx)
+    set_quota(ctx.bootstrap, cid, "producer_byte_rate", float(QUOTA_BYTES_PER_S))
+    acked, elapsed, throttle = produce_flat_out(ctx.bootstrap, topic, cid, FLAT_OUT_S)
+    bound = most_bytes(elapsed)
+    ctx.note(f"{acked / 1024:.0f} KiB acknowledged in {elapsed:.1f} s at a {QUOTA_BYTES_PER_S // 1024} KiB/s quota "
+             f"(bound {bound / 1024:.0f} KiB), largest throttle {throttle} ms")
+    expect(acked <= bound, f"{acked} bytes acknowledged in {elapsed:.1f} s: over the quota's bound {bound:.0f}")
+    expect(throttle > 0, "the client never reported a throttle time")
+    set_quota(ctx.bootstrap, cid, "producer_byte_rate", None)
+
+
+checks.not_supported("confluent-kafka's AdminClient has no log dir API (DescribeLogDirs, AlterReplicaLogDirs)",
+                     "admin-log-dirs")

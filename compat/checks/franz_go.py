@@ -184,3 +184,55 @@ def cleanup(ctx: Ctx) -> None:
 
 checks = CheckSet(CLIENT)
 register(checks, FranzGoDriver())
+
+
+# ---------------------------------------------------------------- admin APIs beyond topics, quotas
+# franzcheck's admin_surface.go sends franz-go's own kmsg requests and reports what came back.
+
+def _topic(ctx: Ctx) -> str:
+    topic = ctx.topic()
+    FranzGoDriver().create_topic(ctx, topic, 1)
+    return topic
+
+
+@checks.feature("admin-configs")
+def admin_configs(ctx: Ctx) -> None:
+    out = franzcheck(ctx, "admin-configs", topic=_topic(ctx))
+    expect((out["retention_ms"]["value"], out["retention_ms"]["source"]) == ("604800000", "DEFAULT_CONFIG"),
+           f"retention.ms described as {out['retention_ms']}")
+    expect(out["altered"] == "ok" and out["retention_ms_after"]["value"] == "7200000",
+           f"the altered retention.ms: {out['altered']}, {out['retention_ms_after']}")
+    expect(out["undocumented"] == 0, f"{out['undocumented']} topic configs described without documentation")
+
+
+@checks.feature("admin-partitions")
+def admin_partitions(ctx: Ctx) -> None:
+    out = franzcheck(ctx, "admin-partitions", topic=_topic(ctx))
+    expect(out["assigned"] == "ok", f"partitions assigned to the node: {out['assigned']}")
+    expect(out["unknown_broker"] == "INVALID_REPLICA_ASSIGNMENT", f"broker 999: {out['unknown_broker']}")
+
+
+@checks.feature("admin-log-dirs")
+def admin_log_dirs(ctx: Ctx) -> None:
+    out = franzcheck(ctx, "admin-log-dirs", topic=_topic(ctx))
+    expect((out["move_to_own_dir"], out["move_to_unknown_dir"]) == ("ok", "LOG_DIR_NOT_FOUND"),
+           f"moves answered {out['move_to_own_dir']}, {out['move_to_unknown_dir']}")
+
+
+@checks.feature("admin-replicas")
+def admin_replicas(ctx: Ctx) -> None:
+    out = franzcheck(ctx, "admin-replicas", topic=_topic(ctx))
+    expect(out["election"] == "ELECTION_NOT_NEEDED", f"preferred election: {out['election']}")
+    expect((out["reassignments_in_progress"], out["reassign_to_own_node"]) == (0, "ok"), f"reassignments: {out}")
+
+
+@checks.feature("client-quotas")
+def client_quotas(ctx: Ctx) -> None:
+    """kmsg's AlterClientQuotas/DescribeClientQuotas: set, describe, remove (the throttled producer
+    part is covered by the other clients' checks)."""
+    from .quotas import client_id
+
+    out = franzcheck(ctx, "client-quotas", client_id=client_id(ctx), rate=2048.0)
+    expect(out["invalid_key"] == "INVALID_REQUEST", f"an unknown quota key: {out['invalid_key']}")
+    expect((out["set"], out["described"]) == ("ok", {"producer_byte_rate": 2048.0}), f"set and described: {out}")
+    expect((out["removed"], out["after_removal"]) == ("ok", 0), f"removed: {out}")

@@ -361,3 +361,6 @@ def cleanup(ctx: Ctx) -> None:
         return
     for topic in ctx.topics:
         kafkacheck(ctx, "admin", "delete-topic", topic, check=False, cap=10)
+
+
+from . import java_admin  # noqa: E402,F401  (registers the admin-surface and client-quotas checks)

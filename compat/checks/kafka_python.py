@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
-from .common import UNKNOWN_TOPIC_OR_PARTITION, CheckSet, Ctx, Fail, NotYet, Skip
+from .common import UNKNOWN_TOPIC_OR_PARTITION, CheckSet, Ctx, Fail, NotYet, Skip, expect, wait_until
 from .scenarios import Driver, Rec, register
 
 CLIENT = "kafka-python"
@@ -238,3 +239,146 @@ def cleanup(ctx: Ctx) -> None:
 
 checks = CheckSet(CLIENT)
 register(checks, KafkaPythonDriver())
+
+
+# ---------------------------------------------------------------- admin APIs beyond topics, quotas
+
+@contextmanager
+def _admin_for(ctx: Ctx, topic: str, configs: dict | None = None) -> Iterator["KafkaAdminClient"]:
+    """A topic for the check, and an admin client closed afterwards."""
+    KafkaPythonDriver().create_topic(ctx, topic, 1, configs)
+    admin = KafkaPythonDriver()._admin(ctx)
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def _node(admin: "KafkaAdminClient") -> int:
+    return admin.describe_cluster()["brokers"][0]["broker_id"]
+
+
+@checks.feature("admin-configs")
+def admin_configs(ctx: Ctx) -> None:
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    topic = ctx.topic()
+    with _admin_for(ctx, topic, configs={"retention.ms": "3600000"}) as admin:
+        def described() -> dict:
+            r = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)], include_synonyms=True,
+                                       config_filter="all")
+            return r[ConfigResourceType.TOPIC.name.lower()][topic] if isinstance(r, dict) else r[0]
+        configs = wait_until(ctx, described, f"{topic}'s configs")
+        retention = configs["retention.ms"]
+        expect(retention["value"] == "3600000" and not retention.get("is_default", False),
+               f"retention.ms described as {retention}")
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": "7200000"})])
+        wait_until(ctx, lambda: described()["retention.ms"]["value"] == "7200000", "the altered retention.ms")
+
+
+@checks.feature("admin-partitions")
+def admin_partitions(ctx: Ctx) -> None:
+    from kafka.errors import InvalidReplicationAssignmentError
+
+    topic = ctx.topic()
+    with _admin_for(ctx, topic) as admin:
+        node = _node(admin)
+        admin.create_partitions({topic: {"count": 3, "assignments": [[node], [node]]}})
+        wait_until(ctx, lambda: KafkaPythonDriver().partition_count(ctx, topic) == 3, f"{topic} to have 3 partitions")
+        try:
+            admin.create_partitions({topic: {"count": 4, "assignments": [[999]]}})
+        except InvalidReplicationAssignmentError:
+            pass
+        else:
+            raise Fail("a partition assigned to broker 999 was accepted")
+
+
+@checks.feature("admin-log-dirs")
+def admin_log_dirs(ctx: Ctx) -> None:
+    from kafka.errors import LogDirNotFoundError, NoError
+
+    topic = ctx.topic()
+    with _admin_for(ctx, topic) as admin:
+        node = _node(admin)
+
+        def described() -> list:
+            [broker] = admin.describe_log_dirs({topic: [0]})
+            return [(d["log_dir"], [p for t in d["topics"] if t["name"] == topic for p in t["partitions"]])
+                    for d in broker["log_dirs"]]
+        dirs = wait_until(ctx, lambda: [d for d in described() if d[1]], f"{topic}-0 in a log dir")
+        path = dirs[0][0]
+        moved = admin.alter_replica_log_dirs({(topic, 0, node): path})
+        expect(list(moved.values()) == [NoError], f"moving {topic}-0 to its own dir: {moved}")
+        moved = admin.alter_replica_log_dirs({(topic, 0, node): "/nonexistent-compat-dir"})
+        expect(list(moved.values()) == [LogDirNotFoundError], f"moving {topic}-0 to an unknown dir: {moved}")
+
+
+@checks.feature("admin-replicas")
+def admin_replicas(ctx: Ctx) -> None:
+    topic = ctx.topic()
+    with _admin_for(ctx, topic) as admin:
+        node = _node(admin)
+        elected = wait_until(ctx, lambda: admin.elect_leaders(0, {topic: [0]}), "a preferred election answer")
+        codes = [p.error_code for r in elected.replica_election_results for p in r.partition_result]
+        expect(codes == [84], f"preferred election of {topic}-0 answered {codes}, not ELECTION_NOT_NEEDED (84)")
+        expect(admin.list_partition_reassignments() == {}, "a reassignment is in progress")
+        moved = admin.alter_partition_reassignments({TopicPartition(topic, 0): [node]})
+        expect(list(moved.values()) == [None], f"reassigning {topic}-0 to its own node: {moved}")
+
+
+@checks.feature("client-quotas")
+def client_quotas(ctx: Ctx) -> None:
+    """kafka-python has no quota methods; its own AlterClientQuotas/DescribeClientQuotas request
+    classes go through its admin client's connection manager. Then a kafka-python producer over the
+    quota must be throttled."""
+    from kafka.protocol.admin.client_quotas import AlterClientQuotasRequest, DescribeClientQuotasRequest
+
+    from .quotas import BATCH_BYTES, FLAT_OUT_S, client_id, most_bytes
+
+    # kafka-python sends only about 0.8 MiB/s unthrottled: a lower quota keeps its bound well below that
+    QUOTA_BYTES_PER_S = 64 * 1024
+    topic = ctx.topic()
+    with _admin_for(ctx, topic) as admin:
+        cid = client_id(ctx)
+        Entry = AlterClientQuotasRequest.EntryData
+
+        def alter(value: float | None) -> None:
+            request = AlterClientQuotasRequest(validate_only=False, entries=[Entry(
+                entity=[Entry.EntityData(entity_type="client-id", entity_name=cid)],
+                ops=[Entry.OpData(key="producer_byte_rate", value=value or 0.0, remove=value is None)])])
+            codes = [e.error_code for e in admin._manager.run(admin._manager.send, request).entries]
+            expect(codes == [0], f"AlterClientQuotas answered {codes}")
+
+        def described() -> dict:
+            request = DescribeClientQuotasRequest(strict=True, components=[DescribeClientQuotasRequest.ComponentData(
+                entity_type="client-id", match_type=0, match=cid)])
+            response = admin._manager.run(admin._manager.send, request)
+            return {v.key: v.value for e in response.entries or [] for v in e.values}
+        alter(float(QUOTA_BYTES_PER_S))
+        wait_until(ctx, lambda: described() == {"producer_byte_rate": float(QUOTA_BYTES_PER_S)}, "the quota described")
+        producer = KafkaProducer(bootstrap_servers=ctx.bootstrap, client_id=cid, linger_ms=5, batch_size=BATCH_BYTES,
+                                 max_block_ms=200)
+        acked = [0]
+
+        def delivered(_: object) -> None:
+            acked[0] += 1000
+        start = time.monotonic()
+        while time.monotonic() - start < FLAT_OUT_S:
+            try:
+                producer.send(topic, b"q" * 1000).add_callback(delivered)
+            except kafka.errors.KafkaTimeoutError:
+                pass  # the buffer is full: the broker is holding the producer back
+        elapsed = time.monotonic() - start
+        throttle = max((v for group in producer.metrics().values() for k, v in group.items()
+                        if k.endswith("throttle-time-max") and v == v), default=0)  # v == v: not NaN
+        try:
+            producer.close(timeout=1)  # records still queued are dropped: the check is over
+        except kafka.errors.KafkaTimeoutError:
+            pass
+        bound = most_bytes(elapsed, QUOTA_BYTES_PER_S)
+        ctx.note(f"{acked[0] / 1024:.0f} KiB acknowledged in {elapsed:.1f} s at a {QUOTA_BYTES_PER_S // 1024} KiB/s "
+                 f"quota (bound {bound / 1024:.0f} KiB), largest throttle {throttle} ms")
+        expect(acked[0] <= bound, f"{acked[0]} bytes acknowledged in {elapsed:.1f} s: over the bound {bound:.0f}")
+        expect(throttle and throttle > 0, "the producer never reported a throttle time")
+        alter(None)
+        wait_until(ctx, lambda: described() == {}, "the quota removed")

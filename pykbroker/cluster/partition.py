@@ -6,7 +6,9 @@ transactions hang off have one owner:
   offset (the first offset of the oldest open transaction, or the high watermark);
 - transaction markers (COMMIT/ABORT control batches the transaction coordinator writes) and the
   aborted-transaction index that read_committed fetches report;
-- leader id, leader epoch, replicas and ISR (single node: this node, epoch 0);
+- leader id, leader epoch, replicas and ISR (single node: this node, epoch 0); in cluster mode
+  ``replication`` (cluster/replication.py) adds the role, the followers' progress and a high
+  watermark of its own, and ``epochs`` the leader-epoch checkpoint (cluster/epoch_cache.py);
 - producer state: the idempotence check happens here, atomically with the append;
 - fetch waiters, woken when the *high watermark* moves.
 
@@ -23,7 +25,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 import trio
 
-from ..log.errors import KafkaStorageError
+from ..log.errors import KafkaStorageError, NotLeaderError
 from ..log.partition_log import AppendInfo, PartitionLog, ReadResult
 from ..log.producer_state import (
     ActiveProducer, BatchMeta, ProducerStateManager, delete_snapshots_before, write_snapshot_file,
@@ -32,6 +34,8 @@ from ..log.txn_index import AbortedTxn
 from ..log.writeback import WRITEBACK_BYTES
 from ..protocol.errors import ErrorCode
 from ..protocol.records import BatchHeader, build_end_txn_marker, iter_batches
+from .epoch_cache import LeaderEpochCache
+from .replication import Replication
 
 log = logging.getLogger("pykbroker.partition")
 
@@ -73,6 +77,9 @@ class Partition:
         self._write_lock = trio.Lock()
         self._flushed_offset = plog.recovery_point
         self._closed = False
+        #: Cluster mode only (``join_cluster``); None keeps the single-node behaviour.
+        self.replication: Replication | None = None
+        self.epochs: LeaderEpochCache | None = None
 
     def _load_producer_state(self) -> None:
         """Kafka's way: the newest snapshot at or below the log end, then the batches after it;
@@ -110,7 +117,24 @@ class Partition:
 
     @property
     def high_watermark(self) -> int:
-        return self.log.log_end_offset
+        r = self.replication
+        return self.log.log_end_offset if r is None else r.high_watermark
+
+    @property
+    def is_leader(self) -> bool:
+        r = self.replication
+        return r is None or r.is_leader
+
+    @property
+    def min_insync_replicas(self) -> int:
+        return int(self.log.config.other.get("min.insync.replicas") or 1)
+
+    def join_cluster(self) -> None:
+        """Cluster mode: no role until ZooKeeper gives one (requests get NOT_LEADER_OR_FOLLOWER);
+        the high watermark starts at 0 and follows the leader's (cluster/replication.py)."""
+        self.replication = Replication(self.node_id)
+        self.epochs = LeaderEpochCache(self.log.directory, fsync=self.log.fsync)
+        self.leader_id = -1
 
     @property
     def last_stable_offset(self) -> int:
@@ -149,6 +173,7 @@ class Partition:
 
     def _check_and_append(self, records: Any, headers: list[BatchHeader]) -> "ProduceResult | AppendInfo":
         """The producer checks, then the append: a duplicate's original offsets, or the append's info."""
+        self._check_leader()  # again here: leadership may have moved while a roll was prepared
         original = self._check_producers(headers)
         if original is not None:
             return ProduceResult(original.first_offset, -1, self.log_start_offset, duplicate=True)
@@ -183,6 +208,7 @@ class Partition:
         """The transaction coordinator ends a producer's transaction here (WriteTxnMarkers): a
         COMMIT or ABORT control batch; an abort is indexed so read_committed readers skip its
         records. Returns the marker's offset. InvalidProducerEpochError if the epoch is stale."""
+        self._check_leader()
         self.producers.check_marker(producer_id, producer_epoch)
         marker = build_end_txn_marker(commit=commit, producer_id=producer_id, producer_epoch=producer_epoch,
                                       coordinator_epoch=coordinator_epoch)
@@ -196,12 +222,20 @@ class Partition:
             self.log.index_aborted(AbortedTxn(producer_id, first, offset, self.last_stable_offset))
         if self.log.has_rolled_segments or self.log.flush_requested:
             self._background(self._flush_pending)
+        self._advance_high_watermark()
         self._wake()  # the last stable offset (and the high watermark) moved
         return offset
 
+    def _check_leader(self) -> None:
+        if self.replication is not None and not self.replication.is_leader:
+            raise NotLeaderError(f"{self.topic}-{self.index} is not led by this broker (leader: {self.leader_id})")
+
     def check_leader_epoch(self, current: int) -> ErrorCode:
         """A request's current_leader_epoch against ours (KIP-320): the client knows a newer leader
-        (UNKNOWN_LEADER_EPOCH) or an older one (FENCED_LEADER_EPOCH); -1 skips the check."""
+        (UNKNOWN_LEADER_EPOCH) or an older one (FENCED_LEADER_EPOCH); -1 skips the check. In a
+        cluster, a replica that does not lead answers NOT_LEADER_OR_FOLLOWER."""
+        if not self.is_leader:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
         if current > self.leader_epoch:
             return ErrorCode.UNKNOWN_LEADER_EPOCH
         if 0 <= current < self.leader_epoch:
@@ -209,8 +243,10 @@ class Partition:
         return ErrorCode.NONE
 
     def epoch_end_offset(self, epoch: int) -> tuple[int, int]:
-        """Kafka's LeaderEpochFileCache.endOffsetFor with one epoch (this node has led the partition
-        at its current epoch since its log start): (epoch, end offset), or (-1, -1) if unknown."""
+        """Kafka's LeaderEpochFileCache.endOffsetFor: (largest epoch <= ``epoch``, where it ends), or
+        (-1, -1) if unknown. Single node: one epoch, led by this node since its log start."""
+        if self.epochs is not None:
+            return self.epochs.end_offset_for(epoch, self.log_end_offset)
         if epoch == self.leader_epoch:
             return epoch, self.log_end_offset
         if epoch < 0 or epoch > self.leader_epoch:
@@ -237,8 +273,14 @@ class Partition:
         for h in headers:
             self.producers.record(h, offset)
             offset += h.last_offset_delta + 1
-        self._wake()  # single node: the high watermark moved with the append
+        self._advance_high_watermark()
+        self._wake()  # single node: the high watermark moved with the append; cluster: followers may fetch
         return info
+
+    def _advance_high_watermark(self) -> None:
+        r = self.replication
+        if r is not None:
+            r.advance(tuple(self.isr), self.log.log_end_offset)
 
     async def _after_append(self, info: AppendInfo) -> None:
         if self.log.has_rolled_segments:
@@ -312,6 +354,7 @@ class Partition:
         return n
 
     async def delete_records(self, before_offset: int) -> int:
+        self._check_leader()
         low = self.log.delete_records(before_offset)
         await self._remove_deleted()
         return low
@@ -330,9 +373,13 @@ class Partition:
     # ------------------------------------------------------------------ reads
 
     def read(self, fetch_offset: int, max_bytes: int, *, min_one_batch: bool, isolation_level: int = READ_UNCOMMITTED,
-             as_file_records: bool = True) -> ReadResult:
-        """Whole batches below the high watermark (read_committed: below the last stable offset)."""
-        upper = self.last_stable_offset if isolation_level == READ_COMMITTED else self.high_watermark
+             as_file_records: bool = True, replica: bool = False) -> ReadResult:
+        """Whole batches below the high watermark (read_committed: below the last stable offset);
+        a follower's replica fetch reads up to the log end."""
+        if replica:
+            upper = self.log_end_offset
+        else:
+            upper = self.last_stable_offset if isolation_level == READ_COMMITTED else self.high_watermark
         return self.log.read(fetch_offset, max_bytes, min_one_batch=min_one_batch, max_offset=upper,
                              as_file_records=as_file_records)
 

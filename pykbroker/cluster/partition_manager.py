@@ -8,12 +8,15 @@ work (rolled-segment fsyncs) is spawned into the nursery the broker gives it whi
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 import trio
 
 from ..log.manager import LogManager
 from .partition import Partition
+
+if TYPE_CHECKING:
+    from .node import ClusterNode
 
 log = logging.getLogger("pykbroker.partition")
 
@@ -25,6 +28,7 @@ class LeaderAndIsr(NamedTuple):
     leader_epoch: int
     replicas: list[int]
     isr: list[int]
+    offline: list[int] = []
 
 
 class PartitionManager:
@@ -33,6 +37,10 @@ class PartitionManager:
         self.node_id = node_id
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._nursery: trio.Nursery | None = None
+        #: Cluster mode: the node that knows leaders and ISRs; its topics' partitions replicate.
+        self.cluster: "ClusterNode | None" = None
+        #: Topics that stay single-node even in a cluster (the internal topics, for now).
+        self.local_topics: frozenset[str] = frozenset()
 
     def attach(self, nursery: trio.Nursery | None) -> None:
         """Background work goes into ``nursery`` from now on (None: done inline)."""
@@ -55,9 +63,13 @@ class PartitionManager:
                 return None
             spawn = self._spawn if self._nursery is not None else None
             partition = self._partitions[key] = Partition(topic, index, plog, self.node_id, spawn)
+            if self.cluster is not None and topic not in self.local_topics:
+                partition.join_cluster()
         return partition
 
     def leader_and_isr(self, topic: str, index: int) -> LeaderAndIsr:
+        if self.cluster is not None and topic not in self.local_topics:
+            return self.cluster.leader_and_isr(topic, index) or LeaderAndIsr(-1, 0, [], [])
         p = self._partitions.get((topic, index))
         if p is None:  # not used yet: this node leads it at epoch 0 (single node)
             return LeaderAndIsr(self.node_id, 0, [self.node_id], [self.node_id])

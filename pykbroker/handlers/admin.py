@@ -7,12 +7,13 @@ from functools import partial
 
 from typing import TYPE_CHECKING, Any
 
-from ..config import SETTINGS, kafka_broker_configs
+from ..config import LOG_KEYS, SETTINGS, kafka_broker_configs
 from ..log.config import kafka_topic_configs, topic_config_synonyms
 from ..log.errors import (
     InvalidConfigError,
     InvalidPartitionsError,
     KafkaStorageError,
+    NotLeaderError,
     OffsetOutOfRangeError,
     UnknownTopicOrPartitionError,
 )
@@ -49,10 +50,13 @@ async def create_partitions(broker: "Broker", ctx: RequestContext, req: Msg) -> 
     results = []
     for t in req.topics:
         code, message = ErrorCode.NONE, None
-        if broker.topic(t.name) is None:
+        topic = broker.topic(t.name)
+        if topic is None:
             code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {t.name} does not exist"
-        elif t.assignments and any(b != broker.node_id for a in t.assignments for b in a.broker_ids):
-            code, message = ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"replicas must be on this broker ({broker.node_id})"
+        elif refused := broker.not_in_cluster_yet(t.name, "CreatePartitions"):
+            code, message = ErrorCode.INVALID_REQUEST, refused
+        elif (message := assignment_error(t.assignments, t.count - topic.partitions, broker.node_id)) is not None:
+            code = ErrorCode.INVALID_REPLICA_ASSIGNMENT
         else:
             try:
                 await broker.create_partitions(t.name, t.count, validate_only=req.validate_only)
@@ -66,19 +70,50 @@ async def create_partitions(broker: "Broker", ctx: RequestContext, req: Msg) -> 
     return Msg(throttle_time_ms=0, results=results)
 
 
+def replicas_error(replicas: list[int], node_id: int) -> str | None:
+    """Kafka's validateManualPartitionAssignment on a cluster whose one broker is `node_id` and whose
+    partitions have one replica each: None when `replicas` is acceptable."""
+    ordered = sorted(replicas)
+    if not ordered:
+        return "The manual partition assignment includes an empty replica list."
+    for previous, broker_id in zip([None, *ordered], ordered):
+        if broker_id != node_id:
+            return f"The manual partition assignment includes broker {broker_id}, but no such broker is registered."
+        if broker_id == previous:
+            return f"The manual partition assignment includes the broker {broker_id} more than once."
+    if len(ordered) != 1:
+        return (f"The manual partition assignment includes a partition with {len(ordered)} replica(s), but this "
+                f"is not consistent with previous partitions, which have 1 replica(s).")
+    return None
+
+
+def assignment_error(assignments: list[Msg] | None, additional: int, node_id: int) -> str | None:
+    """CreatePartitions' explicit assignments, checked as Kafka's ReplicationControlManager does: None
+    when they are acceptable (or absent, or the count is not an increase, which create_partitions
+    refuses with INVALID_PARTITIONS, as Kafka does first)."""
+    if assignments is None or additional <= 0:
+        return None
+    if len(assignments) != additional:
+        return (f"Attempted to add {additional} additional partition(s), but only {len(assignments)} "
+                f"assignment(s) were specified.")
+    return next((e for a in assignments if (e := replicas_error(a.broker_ids, node_id)) is not None), None)
+
+
 #: DescribeConfigs' config_type codes, by Kafka's ConfigDef type name.
 CONFIG_TYPES = {"BOOLEAN": 1, "STRING": 2, "INT": 3, "SHORT": 4, "LONG": 5, "DOUBLE": 6, "LIST": 7, "CLASS": 8,
                 "PASSWORD": 9}
 
 
-def _config_entry(name: str, value: str | None, source: int, kafka_type: str | None = None,
-                  synonyms: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _config_entry(name: str, value: str | None, source: int, facts: dict[str, Any],
+                  synonyms: list[dict[str, Any]] | None = None, documentation: str | None = None) -> dict[str, Any]:
+    """One DescribeConfigs entry; `facts` is Kafka's row for the name (kafka_configs.json)."""
     return {"name": name, "value": value, "read_only": False, "is_default": source == DEFAULT_CONFIG,
             "config_source": source, "is_sensitive": False, "synonyms": synonyms or [],
-            "config_type": CONFIG_TYPES.get(kafka_type or "", 0), "documentation": None}
+            "config_type": CONFIG_TYPES.get(facts.get("type") or "", 0), "documentation": documentation}
 
 
-def _topic_config_entry(broker: "Broker", info: Any, name: str, value: str, include_synonyms: bool) -> dict[str, Any]:
+def _topic_config_entry(broker: "Broker", info: Any, name: str, value: str, include_synonyms: bool,
+                        include_documentation: bool) -> dict[str, Any]:
     """As Kafka's ConfigHelper: the source is the most specific place the value comes from (the
     topic's override, a broker setting, or the default), and the synonyms list each of them."""
     synonyms = []
@@ -93,13 +128,34 @@ def _topic_config_entry(broker: "Broker", info: Any, name: str, value: str, incl
         default = defaults[broker_keys[-1]]["default"]
         synonyms.append({"name": broker_keys[-1], "value": _text(default), "source": DEFAULT_CONFIG})
     source = synonyms[0]["source"] if synonyms else DEFAULT_CONFIG
-    kafka_type = kafka_topic_configs().get(name, {}).get("type")
-    return _config_entry(name, value, source, kafka_type, synonyms if include_synonyms else [])
+    facts = kafka_topic_configs().get(name, {})
+    return _config_entry(name, value, source, facts, synonyms if include_synonyms else [],
+                         facts.get("documentation") if include_documentation else None)
+
+
+def _broker_log_entry(broker: "Broker", key: str, include_documentation: bool) -> dict[str, Any]:
+    """A broker-level log setting (the default of every topic's config): as given, else Kafka's default."""
+    facts = kafka_broker_configs().get(key, {})
+    given = broker.config.log_props.get(key)
+    default = facts.get("default")
+    value = given if given is not None else (None if default is None or isinstance(default, dict) else _text(default))
+    return _config_entry(key, value, DEFAULT_CONFIG if given is None else STATIC_BROKER_CONFIG, facts,
+                         documentation=facts.get("documentation") if include_documentation else None)
+
+
+def _broker_config_entry(broker: "Broker", setting: Any, include_documentation: bool) -> dict[str, Any]:
+    """A broker setting: Kafka's own documentation of the name where Kafka has it, else ours."""
+    value = broker.config.get(setting.key)
+    facts = kafka_broker_configs().get(setting.key, {})
+    source = DEFAULT_CONFIG if value == setting.default else STATIC_BROKER_CONFIG
+    doc = (facts.get("documentation") or setting.doc) if include_documentation else None
+    return _config_entry(setting.key, _text(value), source, facts, documentation=doc)
 
 
 @handles("DESCRIBE_CONFIGS", 0, 4)
 async def describe_configs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     results = []
+    documentation = req.get("include_documentation", False)  # v3+ (KIP-569)
     for r in req.resources:
         out: dict[str, Any] = {"error_code": 0, "error_message": None, "resource_type": r.resource_type,
                                "resource_name": r.resource_name, "configs": []}
@@ -110,13 +166,13 @@ async def describe_configs(broker: "Broker", ctx: RequestContext, req: Msg) -> M
                 out.update(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, error_message="no such topic")
             else:
                 synonyms = req.get("include_synonyms", False)
-                out["configs"] = [_topic_config_entry(broker, info, k, v, synonyms)
+                out["configs"] = [_topic_config_entry(broker, info, k, v, synonyms, documentation)
                                   for k, v in info.config.to_kafka_configs().items() if wanted is None or k in wanted]
         elif r.resource_type == BROKER_RESOURCE and r.resource_name in ("", str(broker.node_id)):
-            out["configs"] = [_config_entry(s.key, _text(broker.config.get(s.key)),
-                                            DEFAULT_CONFIG if broker.config.get(s.key) == s.default else STATIC_BROKER_CONFIG,
-                                            kafka_broker_configs().get(s.key, {}).get("type"))
+            out["configs"] = [_broker_config_entry(broker, s, documentation)
                               for s in SETTINGS if wanted is None or s.key in wanted]
+            out["configs"] += [_broker_log_entry(broker, key, documentation)
+                               for key in sorted(LOG_KEYS) if wanted is None or key in wanted]
         else:
             out.update(error_code=ErrorCode.INVALID_REQUEST,
                        error_message=f"resource type {r.resource_type} {r.resource_name!r} is not described here")
@@ -166,6 +222,9 @@ async def alter_configs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
 
 async def _alter(broker: "Broker", topic: str, change: Any, validate_only: bool) -> dict[str, Any]:
     """Run a topic config change; its failure as (error_code, error_message)."""
+    refused = broker.not_in_cluster_yet(topic, "altering topic configs")
+    if refused:
+        return {"error_code": ErrorCode.INVALID_REQUEST, "error_message": refused}
     try:
         await broker.alter_topic_configs(topic, change, validate_only=validate_only)
     except InvalidConfigError as e:
@@ -215,6 +274,8 @@ async def delete_records(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg
                     out["low_watermark"] = await partition.delete_records(offset)
                 except OffsetOutOfRangeError:
                     out["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
+                except NotLeaderError:
+                    out["error_code"] = ErrorCode.NOT_LEADER_OR_FOLLOWER
                 except (KafkaStorageError, OSError):
                     out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
             parts.append(out)

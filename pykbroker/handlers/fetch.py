@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..cluster.roles import follower_fetched
 from ..cluster.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, NO_SESSION, CachedPartition, FetchSession
 from ..log.errors import OffsetOutOfRangeError
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import ZERO_UUID, Msg
 from ..protocol.records import v2_to_legacy_message_set
+from ..quotas import ANONYMOUS_USER
+from ..server.connection import Throttled
 from .registry import RequestContext, handles
 
 if TYPE_CHECKING:
@@ -27,17 +30,23 @@ if TYPE_CHECKING:
 
 # v18 (KIP-1166) adds a tagged high_watermark that only followers send; consumers never do.
 @handles("FETCH", 0, 18)
-async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | Throttled:
     v = ctx.api_version
     max_wait_s = max(req.max_wait_ms, 0) / 1000
-    min_bytes = req.min_bytes
-    # Kafka: min(request's max_bytes, broker fetch.max.bytes); v0-2 have no max_bytes of their own.
-    max_bytes = min(req.get("max_bytes", 0x7FFFFFFF), broker.config.fetch_max_bytes)
+    quota = broker.client_quotas.fetch
+    replica_id = _replica_id(req, v)
+    # Kafka: min(request's max_bytes, broker fetch.max.bytes, what the consumer's byte-rate quota allows
+    # in one quota window); v0-2 have no max_bytes of their own. Followers are not clients: no quota.
+    max_bytes = int(min(req.get("max_bytes", 0x7FFFFFFF), broker.config.fetch_max_bytes,
+                        quota.max_value_in_window(ANONYMOUS_USER, ctx.client_id) if replica_id < 0 else 0x7FFFFFFF))
+    min_bytes = min(req.min_bytes, max_bytes)
     isolation = req.get("isolation_level", 0)
     session, incremental, error = _session(broker, req, v)
     if error:
         return Msg(throttle_time_ms=0, error_code=error, session_id=NO_SESSION, responses=[])
     wanted = _session_partitions(session) if incremental else _resolve(broker, req.topics, v)
+    if replica_id >= 0:
+        _record_follower_fetches(broker, wanted, replica_id)
     deadline = trio.current_time() + max_wait_s
     while True:
         event = trio.Event()
@@ -47,7 +56,7 @@ async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
         for p in waited:
             p.add_waiter(event)
         try:
-            responses, total = _read_all(broker, wanted, max_bytes, v, isolation)
+            responses, total = _read_all(broker, wanted, max_bytes, v, isolation, replica_id >= 0)
             if total >= min_bytes or max_wait_s <= 0 or trio.current_time() >= deadline or not waited:
                 break
             _release(responses)  # read again once woken
@@ -56,10 +65,50 @@ async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
         finally:
             for p in waited:
                 p.remove_waiter(event)
+    throttle_ms = quota.record(ANONYMOUS_USER, ctx.client_id, total) if replica_id < 0 else 0
+    if throttle_ms:
+        return _throttled(broker, quota, ctx, total, session, incremental, responses, throttle_ms)
     if session is not None:
         responses = _remember(broker, session, wanted, responses, incremental, v)
     return Msg(throttle_time_ms=0, error_code=0, session_id=session.session_id if session else NO_SESSION,
                responses=responses)
+
+
+def _throttled(broker: "Broker", quota: Any, ctx: RequestContext, total: int, session: FetchSession | None,
+               incremental: bool, responses: list[dict[str, Any]], throttle_ms: int) -> Throttled:
+    """Over the consumer's byte rate, Kafka answers with no data (taking back the bytes it recorded,
+    since they are not sent) and mutes the connection; a session the fetch would have created is
+    not kept (FullFetchContext.getThrottledResponse answers with no session id)."""
+    quota.unrecord(ANONYMOUS_USER, ctx.client_id, total)
+    _release(responses)
+    session_id = NO_SESSION
+    if session is not None:
+        if incremental:
+            session_id = session.session_id
+        else:
+            broker.fetch_sessions.remove(session.session_id)
+    return Throttled(Msg(throttle_time_ms=throttle_ms, error_code=0, session_id=session_id, responses=[]),
+                     throttle_ms)
+
+
+def _replica_id(req: Msg, v: int) -> int:
+    """A follower's broker id (KIP-903 moved it into the tagged ReplicaState in v15); -1 for consumers."""
+    if v >= 15:
+        state = req.get("replica_state")
+        return state.replica_id if state is not None else -1
+    return req.get("replica_id", -1)
+
+
+def _record_follower_fetches(broker: "Broker", wanted: list[tuple[str | None, Any, list[Any]]],
+                             replica_id: int) -> None:
+    """The leader learns each follower's log end offset from its fetch offsets (before any wait,
+    so that the high watermark moves and acks=all producers are answered while the follower waits)."""
+    for name, _, parts in wanted:
+        for q in parts:
+            partition = broker.partition(name, q.partition) if name is not None else None
+            if partition is not None and partition.replication is not None and partition.is_leader:
+                if follower_fetched(partition, replica_id, q.fetch_offset) and broker.cluster is not None:
+                    broker.cluster.isr_check_soon()
 
 
 def _key(topic: str | None, topic_id: Any, partition: int, v: int) -> tuple[Any, int]:
@@ -164,14 +213,14 @@ def _resolve(broker: "Broker", topics: list[Msg], v: int) -> list[tuple[str | No
 
 
 def _read_all(broker: "Broker", wanted: list[tuple[str | None, Any, list[Msg]]], max_bytes: int,
-              v: int, isolation: int) -> tuple[list[dict[str, Any]], int]:
+              v: int, isolation: int, replica: bool = False) -> tuple[list[dict[str, Any]], int]:
     total = 0
     responses = []
     for name, topic_id, parts in wanted:
         results = []
         for p in parts:
             result, size = _read_partition(broker, name, p, max_bytes - total, first=total == 0, v=v,
-                                           isolation=isolation)
+                                           isolation=isolation, replica=replica)
             total += size
             results.append(result)
         responses.append({"topic": name or "", "topic_id": topic_id, "partitions": results})
@@ -179,19 +228,24 @@ def _read_all(broker: "Broker", wanted: list[tuple[str | None, Any, list[Msg]]],
 
 
 def _read_partition(broker: "Broker", name: str | None, p: Msg, budget: int, first: bool,
-                    v: int, isolation: int) -> tuple[dict[str, Any], int]:
+                    v: int, isolation: int, replica: bool = False) -> tuple[dict[str, Any], int]:
     index = p.partition
     partition = broker.partition(name, index) if name is not None else None
     if partition is None:
         code = ErrorCode.UNKNOWN_TOPIC_ID if v >= 13 else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return _empty(index, code), 0
+    if partition.replication is not None:  # cluster mode: only the leader serves, at its epoch (KIP-320)
+        current = p.current_leader_epoch if isinstance(p, CachedPartition) else p.get("current_leader_epoch", -1)
+        code = partition.check_leader_epoch(current)
+        if code:
+            return _empty(index, code), 0
     limit = min(p.partition_max_bytes, max(budget, 0))
     try:
         # The first partition with data may exceed the limits by one batch, so a client whose
         # max bytes is smaller than a batch still makes progress (KIP-74). Records stay in the
         # segment files (sendfile), except for v0-3, which need them in memory to down-convert.
         result = partition.read(p.fetch_offset, limit, min_one_batch=first, isolation_level=isolation,
-                                as_file_records=v >= 4)
+                                as_file_records=v >= 4, replica=replica)
     except OffsetOutOfRangeError:
         out = _empty(index, ErrorCode.OFFSET_OUT_OF_RANGE)
         out.update(high_watermark=partition.high_watermark, last_stable_offset=partition.last_stable_offset,

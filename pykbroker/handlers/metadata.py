@@ -47,12 +47,11 @@ async def metadata(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     for t in topics:
         if t["error_code"] == 0:
             t["topic_authorized_operations"] = topic_ops
-    host, port = broker.advertised
     return Msg(
         throttle_time_ms=0,
-        brokers=[{"node_id": broker.node_id, "host": host, "port": port, "rack": None}],
+        brokers=[{"node_id": b.broker_id, "host": b.host, "port": b.port, "rack": b.rack} for b in broker.live_brokers()],
         cluster_id=broker.cluster_id,
-        controller_id=broker.node_id,
+        controller_id=broker.controller_id,
         topics=topics,
         cluster_authorized_operations=authorized_operations(
             "cluster", req.get("include_cluster_authorized_operations", False)),
@@ -88,9 +87,10 @@ def _topic(broker: "Broker", topic: "Topic", start: int = 0, limit: int | None =
     partitions = []
     for p in range(start, end):
         state = broker.partitions.leader_and_isr(topic.name, p)
-        partitions.append({"error_code": 0, "partition_index": p, "leader_id": state.leader_id,
+        code = ErrorCode.LEADER_NOT_AVAILABLE if state.leader_id < 0 else ErrorCode.NONE
+        partitions.append({"error_code": code, "partition_index": p, "leader_id": state.leader_id,
                            "leader_epoch": state.leader_epoch, "replica_nodes": state.replicas,
-                           "isr_nodes": state.isr, "offline_replicas": [],
+                           "isr_nodes": state.isr, "offline_replicas": state.offline,
                            "eligible_leader_replicas": [], "last_known_elr": []})
     return {
         "error_code": 0, "name": topic.name, "topic_id": topic.topic_id, "is_internal": topic.is_internal,

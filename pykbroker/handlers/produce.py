@@ -5,14 +5,21 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import trio
+
+from ..cluster.roles import wait_for_replication
 from ..coordinator.transaction_coordinator import TV2
-from ..log.errors import InvalidTimestampError, KafkaStorageError, MessageTooLargeError, RecordBatchTooLargeError
+from ..log.errors import (
+    InvalidTimestampError, KafkaStorageError, MessageTooLargeError, NotLeaderError, RecordBatchTooLargeError,
+)
 from ..log.producer_state import InvalidProducerEpochError, OutOfOrderSequenceError
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
 from ..protocol.records import (
     CorruptRecordError, InvalidRecordError, RecordError, iter_batches, legacy_to_v2_batch,
 )
+from ..quotas import ANONYMOUS_USER
+from ..server.connection import Throttled
 from .registry import RequestContext, handles
 from .topic_ids import name_by_id
 
@@ -31,6 +38,7 @@ _APPEND_ERRORS: tuple[tuple[type[Exception], ErrorCode], ...] = (
     (InvalidTimestampError, ErrorCode.INVALID_TIMESTAMP),
     (OutOfOrderSequenceError, ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER),
     (InvalidProducerEpochError, ErrorCode.INVALID_PRODUCER_EPOCH),
+    (NotLeaderError, ErrorCode.NOT_LEADER_OR_FOLLOWER),
 )
 
 
@@ -48,8 +56,9 @@ _RETRY_AS_NOT_ENOUGH_REPLICAS = frozenset({ErrorCode.COORDINATOR_LOAD_IN_PROGRES
 # v12 (KIP-890) is v11 on the wire; what changes is the implicit add above. v13 (KIP-516) addresses
 # topics by id: an unknown id is UNKNOWN_TOPIC_ID.
 @handles("PRODUCE", 0, 13)
-async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | None:
+async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | Throttled | None:
     acks = req.acks
+    deadline = trio.current_time() + max(req.timeout_ms, 0) / 1000  # acks=all waits until then at most
     unknown_ids = name_by_id(broker, req.topic_data) if ctx.api_version >= 13 else set()
     topics = []
     for topic in req.topic_data:
@@ -61,12 +70,15 @@ async def produce(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | None
                 result = _error(part.index, ErrorCode.INVALID_REQUIRED_ACKS)
             else:
                 result = await _append(broker, topic.name, part.index, part.records, ctx.api_version,
-                                       req.get("transactional_id"))
+                                       req.get("transactional_id"), acks, deadline)
             partitions.append(result)
         topics.append({"name": topic.name, "topic_id": topic.get("topic_id"), "partition_responses": partitions})
-    if acks == 0:
-        return None  # Kafka sends no response at all for acks=0
-    return Msg(responses=topics, throttle_time_ms=0)
+    # Kafka records the request's size against the producer's byte-rate quota once it is handled;
+    # the response reports the throttle time and the server mutes the connection for it.
+    throttle_ms = broker.client_quotas.produce.record(ANONYMOUS_USER, ctx.client_id, ctx.request_bytes)
+    # Kafka sends no response at all for acks=0 (the connection is still muted when throttled).
+    response = None if acks == 0 else Msg(responses=topics, throttle_time_ms=throttle_ms)
+    return Throttled(response, throttle_ms) if throttle_ms else response
 
 
 def _error(index: int, code: ErrorCode, message: str | None = None) -> dict[str, Any]:
@@ -75,10 +87,16 @@ def _error(index: int, code: ErrorCode, message: str | None = None) -> dict[str,
 
 
 async def _append(broker: "Broker", topic: str, index: int, records: Any, version: int,
-                  transactional_id: str | None) -> dict[str, Any]:
+                  transactional_id: str | None, acks: int, deadline: float) -> dict[str, Any]:
     partition = broker.partition(topic, index)
     if partition is None:
         return _error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    if not partition.is_leader:
+        return _error(index, ErrorCode.NOT_LEADER_OR_FOLLOWER)
+    replicated = acks == -1 and partition.replication is not None
+    if replicated and len(partition.isr) < partition.min_insync_replicas:
+        return _error(index, ErrorCode.NOT_ENOUGH_REPLICAS,
+                      f"the ISR {partition.isr} is smaller than min.insync.replicas={partition.min_insync_replicas}")
     if records is None or len(records) == 0:
         return _error(index, ErrorCode.INVALID_RECORD, "a produce request needs at least one record batch")
     try:
@@ -89,7 +107,12 @@ async def _append(broker: "Broker", topic: str, index: int, records: Any, versio
         if code:
             return _error(index, code, "the partition is not part of the producer's ongoing transaction"
                           if code == ErrorCode.INVALID_TXN_STATE else None)
+        epoch = partition.leader_epoch
         result = await partition.append_records(records)
+        if replicated:  # acks=all in a cluster: answered once the high watermark covers the batch
+            code = await wait_for_replication(partition, partition.log_end_offset, epoch, deadline)
+            if code:
+                return _error(index, code)
     except KafkaStorageError as e:
         log.error("produce to %s-%d failed on disk: %s", topic, index, e)
         return _error(index, ErrorCode.KAFKA_STORAGE_ERROR, str(e))

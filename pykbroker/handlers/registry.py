@@ -44,6 +44,8 @@ class RequestContext(NamedTuple):
     client_id: str | None
     peer: str
     connection_id: int
+    #: Size of the request frame (header and body), which Kafka's produce quota records.
+    request_bytes: int = 0
 
     @property
     def client_host(self) -> str:

@@ -1,4 +1,4 @@
-"""Replica management: DescribeLogDirs, ElectLeaders, List/AlterPartitionReassignments.
+"""Replica management: DescribeLogDirs, AlterReplicaLogDirs, ElectLeaders, List/AlterPartitionReassignments.
 
 One node holds every replica in one log directory, so these answer as Kafka does when nothing can
 move: the preferred leader already leads (ELECTION_NOT_NEEDED), no reassignment is in progress, and a
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
+from .admin import replicas_error
 from .registry import RequestContext, handles
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ def _requested(broker: "Broker", topics: list[Msg] | None) -> list[tuple[str, li
     return [(t.topic, list(t.partitions)) for t in topics]
 
 
-@handles("DESCRIBE_LOG_DIRS", 0, 4)
+# v5 (Kafka 4.2+, KIP-1066) adds is_cordoned: this log directory never is.
+@handles("DESCRIBE_LOG_DIRS", 0, 5)
 async def describe_log_dirs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     topics = []
     for name, partitions in _requested(broker, req.topics):
@@ -40,7 +42,33 @@ async def describe_log_dirs(broker: "Broker", ctx: RequestContext, req: Msg) -> 
         total = usable = -1
     return Msg(throttle_time_ms=0, error_code=0, results=[
         {"error_code": 0, "log_dir": str(broker.data_dir.resolve()), "topics": topics,
-         "total_bytes": total, "usable_bytes": usable}])
+         "total_bytes": total, "usable_bytes": usable, "is_cordoned": False}])
+
+
+def _log_dir_names(broker: "Broker") -> set[str]:
+    """The one log directory as a client may name it: absolute (Kafka compares getAbsolutePath) or resolved."""
+    return {str(broker.data_dir.absolute()), str(broker.data_dir.resolve())}
+
+
+@handles("ALTER_REPLICA_LOG_DIRS", 0, 2)
+async def alter_replica_log_dirs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    """Every replica already lives in the one log directory: moving it there is done (as Kafka
+    answers a move to the replica's current directory); any other path is LOG_DIR_NOT_FOUND,
+    checked first as in Kafka's ReplicaManager.alterReplicaLogDirs."""
+    dirs = _log_dir_names(broker)
+    results: dict[str, list[dict[str, Any]]] = {}
+    for d in req.dirs:
+        for t in d.topics:
+            for p in t.partitions:
+                if d.path not in dirs:
+                    code = ErrorCode.LOG_DIR_NOT_FOUND
+                elif broker.partition(t.name, p) is None:
+                    code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                else:
+                    code = ErrorCode.NONE
+                results.setdefault(t.name, []).append({"partition_index": p, "error_code": code})
+    return Msg(throttle_time_ms=0, results=[{"topic_name": name, "partitions": parts}
+                                            for name, parts in results.items()])
 
 
 @handles("ELECT_LEADERS", 0, 2)
@@ -66,20 +94,24 @@ async def list_partition_reassignments(broker: "Broker", ctx: RequestContext, re
     return Msg(throttle_time_ms=0, error_code=0, error_message=None, topics=[])  # none ever in progress
 
 
-@handles("ALTER_PARTITION_REASSIGNMENTS", 0, 0)
+# v1 (KIP-860) adds allow_replication_factor_change: every assignment that passes Kafka's checks here
+# is [this node], which never changes a replication factor of 1, so the flag is only echoed.
+@handles("ALTER_PARTITION_REASSIGNMENTS", 0, 1)
 async def alter_partition_reassignments(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     responses = []
     for t in req.topics:
         parts: list[dict[str, Any]] = []
         for p in t.partitions:
             code, message = ErrorCode.NONE, None
-            if broker.partition(t.name, p.partition_index) is None:
-                code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{t.name}-{p.partition_index} does not exist"
+            if broker.topic(t.name) is None:
+                code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Unable to find a topic named {t.name}."
+            elif broker.partition(t.name, p.partition_index) is None:
+                code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Unable to find partition {t.name}:{p.partition_index}."
             elif p.replicas is None:
-                code, message = ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, "no reassignment is in progress"
-            elif list(p.replicas) != [broker.node_id]:
+                code = ErrorCode.NO_REASSIGNMENT_IN_PROGRESS  # Kafka sends no message with it
+            elif (message := replicas_error(list(p.replicas), broker.node_id)) is not None:
                 code = ErrorCode.INVALID_REPLICA_ASSIGNMENT
-                message = f"replicas {list(p.replicas)}: only broker {broker.node_id} exists"
             parts.append({"partition_index": p.partition_index, "error_code": code, "error_message": message})
         responses.append({"name": t.name, "partitions": parts})
-    return Msg(throttle_time_ms=0, error_code=0, error_message=None, responses=responses)
+    return Msg(throttle_time_ms=0, allow_replication_factor_change=req.get("allow_replication_factor_change", True),
+               error_code=0, error_message=None, responses=responses)

@@ -63,6 +63,11 @@ class UnknownTopicOrPartitionError(LogError, KeyError):
     error_code = 3
 
 
+class NotLeaderError(LogError):
+    """Cluster mode: a write reached a replica that does not lead the partition (NOT_LEADER_OR_FOLLOWER).
+    Only a leader appends what clients and coordinators send; followers only copy their leader."""
+
+
 class InvalidPartitionsError(LogError, ValueError):
     error_code = 37
 

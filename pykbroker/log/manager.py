@@ -362,11 +362,11 @@ class LogManager:
     def prepare_create_partitions(self, name: str, total: int) -> TopicInfo:
         """Validate CreatePartitions; returns the topic's info as it will be."""
         info = self.topic(name)
-        if total <= info.partitions:
-            raise InvalidPartitionsError(
-                f"Topic currently has {info.partitions} partitions, which is higher than or equal to "
-                f"the requested {total}."
-            )
+        if total == info.partitions:  # Kafka's messages (ReplicationControlManager.createPartitions)
+            raise InvalidPartitionsError(f"Topic already has {total} partition(s).")
+        if total < info.partitions:
+            raise InvalidPartitionsError(f"The topic {name} currently has {info.partitions} partition(s); {total} "
+                                         f"would not be an increase.")
         return dataclasses.replace(info, partitions=total, configs=dict(info.configs))
 
     def write_new_partitions(self, new: TopicInfo) -> dict[int, PartitionLog]:

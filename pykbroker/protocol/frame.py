@@ -47,6 +47,8 @@ class Request(NamedTuple):
     header: RequestHeader
     body: Msg
     trailing_bytes: int = 0
+    #: Bytes of the frame (header and body, without the size prefix): what produce quotas count.
+    size: int = 0
 
 
 def request_header_version(api_key: int, api_version: int) -> int:
@@ -109,7 +111,7 @@ def decode_request(frame: Any, served: Callable[[int, int], bool] | None = None)
         raise UnsupportedApiError(f"{API_NAMES[header.api_key]} v{header.api_version} is not served by this broker",
                                   header)
     body, end = request_codec(header.api_key, header.api_version).decode(view, pos)
-    return Request(header, body, len(view) - end)
+    return Request(header, body, len(view) - end, len(view))
 
 
 def encode_request(api_key: int, api_version: int, correlation_id: int, client_id: str | None,

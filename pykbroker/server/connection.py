@@ -34,9 +34,19 @@ class ConnectionInfo(NamedTuple):
     connection_id: int
 
 
+class Throttled(NamedTuple):
+    """A response (None: none is sent, as for acks=0) after which the connection is muted: no
+    further request is read from it for `throttle_ms`. This is how Kafka enforces client quotas
+    (KIP-219): the response goes out at once carrying throttle_time_ms, and the channel stays muted
+    until the throttle time has passed, counted from when the request was answered."""
+
+    body: Msg | None
+    throttle_ms: int
+
+
 #: The dispatcher answers a decoded request with a response body, or None for no response
-#: (acks=0 produce). It raises UnsupportedApiError for an api it does not serve.
-Dispatch = Callable[[Request, ConnectionInfo], Awaitable[Msg | None]]
+#: (acks=0 produce), or a Throttled one. It raises UnsupportedApiError for an api it does not serve.
+Dispatch = Callable[[Request, ConnectionInfo], Awaitable["Msg | Throttled | None"]]
 #: Whether the dispatcher serves (api_key, api_version): asked before a request's body is decoded.
 Served = Callable[[int, int], bool]
 
@@ -103,7 +113,8 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, connec
                     started = time.perf_counter() if observer is not None else 0.0
                     api_name = _api_name(frame)
                     with timer.paused():
-                        api_key, out = await _answer(frame, dispatch, info, served)
+                        api_key, out, throttle_ms = await _answer(frame, dispatch, info, served)
+                    unmute_at = trio.current_time() + throttle_ms / 1000
                     del frame  # the request is handled: its memory goes back before the response is sent
                 finally:
                     pool.release(size)
@@ -112,6 +123,9 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, connec
                     sent = await _send(watched, out)
                 if observer is not None:
                     observer.on_request(api_key, size + 4, sent, time.perf_counter() - started)
+                if throttle_ms > 0:
+                    with timer.paused():  # muted by the broker: not the client's idleness
+                        await trio.sleep_until(unmute_at)
         if timer.expired:
             log.debug("closing connection from %s: nothing read or sent for connections.max.idle.ms=%d "
                       "(%d bytes of a frame buffered)", peer, limits.connections_max_idle_ms, reader.buffered)
@@ -135,8 +149,8 @@ async def serve_connection(stream: trio.SocketStream, dispatch: Dispatch, connec
 
 
 async def _answer(frame: memoryview, dispatch: Dispatch, info: ConnectionInfo,
-                  served: Served | None) -> tuple[int, Any]:
-    """Decode, dispatch and encode one request: (api key, response frame or None)."""
+                  served: Served | None) -> tuple[int, Any, int]:
+    """Decode, dispatch and encode one request: (api key, response frame or None, ms to mute for)."""
     try:
         request = decode_request(frame, served)
     except UnsupportedApiError as e:
@@ -147,18 +161,21 @@ async def _answer(frame: memoryview, dispatch: Dispatch, info: ConnectionInfo,
         # UNSUPPORTED_VERSION and, as Apache Kafka does, only ApiVersions' own range: the
         # client retries with a version it and we both know, then learns the other ranges.
         fallback = await dispatch(Request(h._replace(api_version=0), Msg()), info)
-        assert fallback is not None
+        assert fallback is not None and not isinstance(fallback, Throttled)
         fallback["error_code"] = ErrorCode.UNSUPPORTED_VERSION
         fallback["api_keys"] = [k for k in fallback["api_keys"] if k["api_key"] == API_VERSIONS]
-        return h.api_key, encode_response(API_VERSIONS, 0, h.correlation_id, fallback)
+        return h.api_key, encode_response(API_VERSIONS, 0, h.correlation_id, fallback), 0
     h = request.header
     if request.trailing_bytes:
         log.debug("%s v%d from %s (%s) had %d bytes after its body (ignored, as Kafka does)",
                   API_NAMES[h.api_key], h.api_version, info.peer, h.client_id, request.trailing_bytes)
     response = await dispatch(request, info)
+    throttle_ms = 0
+    if isinstance(response, Throttled):
+        response, throttle_ms = response.body, response.throttle_ms
     if response is None:
-        return h.api_key, None
-    return h.api_key, encode_response(h.api_key, h.api_version, h.correlation_id, response)
+        return h.api_key, None, throttle_ms
+    return h.api_key, encode_response(h.api_key, h.api_version, h.correlation_id, response), throttle_ms
 
 
 def _api_name(frame: memoryview) -> str:

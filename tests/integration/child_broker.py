@@ -20,8 +20,8 @@ def free_port() -> int:
 class ChildBroker:
     """`python -m pykbroker serve` on a fixed port, as a user starts it; SIGKILLed and started again."""
 
-    def __init__(self, data_dir: Path, settings: list[str]) -> None:
-        self.data_dir, self.settings = data_dir, settings
+    def __init__(self, data_dir: Path, settings: list[str], log_level: str = "WARNING") -> None:
+        self.data_dir, self.settings, self.log_level = data_dir, settings, log_level
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.stderr = (data_dir.parent / "broker-stderr.log").open("ab")
@@ -32,7 +32,7 @@ class ChildBroker:
 
     def start(self, timeout_s: float = 20) -> None:
         command = [sys.executable, "-m", "pykbroker", "serve", "--listen", self.bootstrap,
-                   "--data-dir", str(self.data_dir), "--log-level", "WARNING"]
+                   "--data-dir", str(self.data_dir), "--log-level", self.log_level]
         for item in self.settings:
             command += ["--set", item]
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.stderr)

@@ -152,3 +152,87 @@ def test_log_dirs_elections_and_reassignments(kafka_broker: RunningBroker, topic
             0, ErrorCode.INVALID_REPLICA_ASSIGNMENT, ErrorCode.NO_REASSIGNMENT_IN_PROGRESS]
     finally:
         client.close()
+
+
+def test_create_partitions_with_explicit_assignments(kafka_broker: RunningBroker, topic_name: str) -> None:
+    """Assignments naming this broker are accepted; others get Kafka's INVALID_REPLICA_ASSIGNMENT."""
+    from confluent_kafka import KafkaException
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import InvalidReplicationAssignmentError
+
+    bs = kafka_broker.bootstrap_servers
+    admin = AdminClient({"bootstrap.servers": bs})
+    admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(10)
+    admin.create_partitions([NewPartitions(topic_name, 3, replica_assignment=[[1], [1]])])[topic_name].result(10)
+    for assignment, message in (([[2]], "includes broker 2, but no such broker is registered"),
+                                ([[1, 1]], "includes the broker 1 more than once"),
+                                ([[1], [1]], "Attempted to add 1 additional partition(s), but only 2")):
+        try:
+            admin.create_partitions([NewPartitions(topic_name, 4, replica_assignment=assignment)])[topic_name].result(10)
+            raise AssertionError(f"{assignment} accepted")
+        except KafkaException as e:
+            assert e.args[0].name() == "INVALID_REPLICA_ASSIGNMENT" and message in e.args[0].str()
+    kp = KafkaAdminClient(bootstrap_servers=bs)
+    try:
+        kp.create_partitions({topic_name: {"count": 5, "assignments": [[1], [1]]}})
+        try:
+            kp.create_partitions({topic_name: {"count": 6, "assignments": [[7]]}})
+            raise AssertionError("broker 7 accepted")
+        except InvalidReplicationAssignmentError:
+            pass
+    finally:
+        kp.close()
+    assert kafka_broker.broker.topic(topic_name).partitions == 5  # type: ignore[union-attr]
+
+
+def test_kafka_python_log_dirs_replicas_and_reassignments(kafka_broker: RunningBroker, topic_name: str) -> None:
+    """kafka-python's admin: log dir sizes, moving a replica to its own dir (done) or an unknown one
+    (LOG_DIR_NOT_FOUND), preferred elections (not needed) and reassignments (none in progress)."""
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import LogDirNotFoundError, NoError, UnknownTopicOrPartitionError
+
+    bs = kafka_broker.bootstrap_servers
+    admin = KafkaAdminClient(bootstrap_servers=bs)
+    try:
+        admin.create_topics({topic_name: {"num_partitions": 2, "replication_factor": 1}})
+        producer = KafkaProducer(bootstrap_servers=bs)
+        producer.send(topic_name, b"z" * 500, partition=1).get(10)
+        producer.close()
+        [described] = admin.describe_log_dirs({topic_name: [0, 1]})
+        [log_dir] = described["log_dirs"]
+        sizes = {p["partition_index"]: p["partition_size"] for t in log_dir["topics"] for p in t["partitions"]}
+        assert sizes[0] == 0 and sizes[1] > 500
+        path = log_dir["log_dir"]
+        moved = admin.alter_replica_log_dirs({(topic_name, 0, 1): path, (topic_name, 1, 1): "/no/such/dir",
+                                              ("no-such-topic", 0, 1): path})
+        assert {(k.topic, k.partition): v for k, v in moved.items()} == {
+            (topic_name, 0): NoError, (topic_name, 1): LogDirNotFoundError,
+            ("no-such-topic", 0): UnknownTopicOrPartitionError}
+        assert admin.list_partition_reassignments() == {}
+    finally:
+        admin.close()
+
+
+def test_describe_configs_documentation(kafka_broker: RunningBroker, topic_name: str) -> None:
+    """DescribeConfigs v3+ with include_documentation: Kafka's own text for each name; without it, null."""
+    from pykbroker.wire_client import WireClient
+
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
+    admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(10)
+    client = WireClient(kafka_broker.bootstrap_servers)
+    try:
+        def describe(resource_type: int, name: str, documentation: bool) -> dict:
+            r = client.request(32, 4, {"resources": [{"resource_type": resource_type, "resource_name": name,
+                                                      "configuration_keys": None}],
+                                       "include_synonyms": False, "include_documentation": documentation})
+            return {c.name: c for c in r.results[0].configs}
+        topic = describe(2, topic_name, True)
+        assert topic["retention.ms"].documentation.startswith("This configuration controls the maximum time")
+        assert all(c.documentation for c in topic.values())
+        assert describe(2, topic_name, False)["retention.ms"].documentation is None
+        broker = describe(4, "1", True)
+        assert broker["num.partitions"].documentation.startswith("The default number of log partitions per topic")
+        assert broker["log.retention.hours"].value == "168" and broker["log.retention.hours"].config_source == 5
+    finally:
+        client.close()

@@ -66,7 +66,9 @@ def test_every_compat_check_passes_on_kafka(kafka: reference.RunningKafka) -> No
     assert not bad_skips, "skipped for a reason other than a client gap:\n" + "\n".join(bad_skips)
     assert proc.returncode == 0, proc.stderr[-3000:]
     python_clients = [r for r in results if r["client"] in ("kafka-python", "confluent-kafka", "aiokafka")]
-    assert all(r["status"] == PASS for r in python_clients)
+    assert all(r["status"] == PASS or r["reason"] == load(r["client"]).checks.unsupported.get(r["feature"])
+               for r in python_clients)  # only the admin APIs a client lacks (log dirs, quotas) SKIP
+    assert all(r["status"] == PASS for r in results if r["client"] == "kafka-python")
 
 
 def test_reference_broker_stops_and_cleans_up(kafka_libs: Path) -> None:

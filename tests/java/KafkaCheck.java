@@ -14,6 +14,8 @@
 //           records, when F exists, or 2 s before --timeout-ms; reports {first,last,count} per topic:partition
 //   admin   --bootstrap H:P create-topic T [--partitions P] [--replication-factor R] [--if-not-exists]
 //   admin   --bootstrap H:P list-topics | describe-topic T | delete-topic T | describe-cluster | describe-features
+//   admin   --bootstrap H:P client-quotas | log-dirs T | create-partitions T | replicas T | describe-configs T
+//           (the admin APIs of AdminSurface.java; see its header)
 //   txn     --bootstrap H:P --topic T --transactional-id X [--plan commit:N,abort:N,...] [--fence]
 //           transactions on partition 0, records "<commit|abort>-<i>" sent synchronously (so an abort has
 //           records to hide); --fence then opens one more, starts a second producer with the same id and
@@ -364,6 +366,8 @@ public final class KafkaCheck {
         "       KafkaCheck pattern-consume --bootstrap H:P --group G --pattern RE2J [--count N] [--stop-file F]",
         "       KafkaCheck admin --bootstrap H:P create-topic T [--partitions P] [--replication-factor R] [--if-not-exists]",
         "       KafkaCheck admin --bootstrap H:P list-topics | describe-topic T | delete-topic T | describe-cluster",
+        "       KafkaCheck admin --bootstrap H:P client-quotas [--client-id C] [--rate N] | log-dirs T",
+        "                        | create-partitions T [--total N] | replicas T | describe-configs T",
         "       KafkaCheck txn --bootstrap H:P --topic T --transactional-id X [--plan commit:N,abort:N,...] [--fence]",
         "  common: [--timeout-ms M (default 30000)] [--prop key=value ...]");
 
@@ -837,8 +841,11 @@ public final class KafkaCheck {
                     r.put("finalized_epoch", f.finalizedFeaturesEpoch().orElse(null));
                     break;
                 }
-                default:
-                    throw new UsageError("unknown admin subcommand '" + sub + "'");
+                default: {
+                    Map<String, Object> facts = AdminSurface.run(sub, admin, a.positional, a.options, deadline);
+                    if (facts == null) throw new UsageError("unknown admin subcommand '" + sub + "'");
+                    r.putAll(facts);
+                }
             }
         } finally {
             admin.close(Duration.ofMillis(Math.min(2000, remaining(deadline))));

@@ -21,6 +21,7 @@ RAISED_BEYOND_3_9 = {"PRODUCE": 12, "FETCH": 18, "LIST_OFFSETS": 10, "METADATA":
                      "END_TXN": 5, "TXN_OFFSET_COMMIT": 6, "LIST_TRANSACTIONS": 2}
 #: Kafka 4.4's topic-id versions (KIP-516, KIP-848), ListOffsets v11 (KIP-1023), ApiVersions v5 (KIP-1242).
 RAISED_BEYOND_3_9 |= {"PRODUCE": 13, "LIST_OFFSETS": 11, "OFFSET_COMMIT": 10, "OFFSET_FETCH": 10, "API_VERSIONS": 5}
+RAISED_BEYOND_3_9 |= {"DESCRIBE_LOG_DIRS": 5, "ALTER_PARTITION_REASSIGNMENTS": 1}  # issue 12 (log dirs, KIP-860)
 #: kraft.version describes the controller quorum's voter records (KIP-853); there is no quorum here.
 NOT_TIED_TO_METADATA_VERSION = {"kraft.version"}
 

@@ -246,3 +246,29 @@ def test_malformed_connection_warnings_are_rate_limited(caplog: pytest.LogCaptur
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 4 and all("malformed request (METADATA v9)" in m for m in messages[:3])
     assert messages[3].startswith("... and 47 more malformed connections in the last")
+
+
+def test_a_throttled_response_goes_out_at_once_and_mutes_the_connection() -> None:
+    """KIP-219, as Kafka's channel muting: the response carrying the throttle time is sent at once;
+    the next request is not read until the throttle time has passed; muted time is not idleness."""
+    from pykbroker.server.connection import Throttled
+
+    async def throttling(request: Request, info: ConnectionInfo) -> Throttled:
+        return Throttled(await answer(request, info), 500)  # 0.5 s, above the 0.3 s idle limit
+
+    async def main() -> None:
+        client, server = trio.testing.memory_stream_pair()
+        answered: list[float] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(Served().run, server, throttling))
+            await client.send_all(API_VERSIONS_V3 + API_VERSIONS_V3)  # pipelined
+            for _ in range(2):
+                size = struct.unpack(">i", await client.receive_some(4))[0]
+                received = 0
+                while received < size:
+                    received += len(await client.receive_some(size - received))
+                answered.append(trio.current_time())
+            nursery.cancel_scope.cancel()
+        assert answered == [pytest.approx(0), pytest.approx(0.5)]
+
+    run(main)

@@ -37,6 +37,7 @@ public class DumpConfigs {
             out.append("\"type\": ").append(q(k.type.name()));
             out.append(", \"default\": ").append(defaultJson(k));
             out.append(", \"importance\": ").append(q(k.importance == null ? null : k.importance.name()));
+            out.append(", \"documentation\": ").append(q(k.documentation));
             validator(out, k.validator);
             out.append("}");
             sep = ",\n";

@@ -3,7 +3,7 @@
 Fetches org.apache.kafka:kafka_2.13 (each version in VERSIONS) and its dependencies from Maven
 Central with `mvn dependency:build-classpath` into the ignored .tools/ cache, compiles
 DumpConfigs.java against them and runs it; the ConfigDefs it prints are merged into one file of
-facts (name, type, default, validator range, which versions define it). Needs mvn, javac and java
+facts (name, type, default, validator range, documentation, which versions define it). Needs mvn, javac and java
 17+ and the network; the broker itself never does.
 
     python tools/kafka_configs/generate.py [--check]
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 CACHE = ROOT / ".tools" / "kafka-configs"
 OUTPUT = ROOT / "pykbroker" / "kafka_configs.json"
-FIELDS = ("type", "default", "validator", "valid", "min", "max")
+FIELDS = ("type", "default", "validator", "valid", "min", "max", "documentation")
 
 POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>

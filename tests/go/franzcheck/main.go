@@ -56,6 +56,9 @@ type params struct {
 	Count       int               `json:"count"`
 	Group       string            `json:"group"`
 	Timestamp   int64             `json:"timestamp"`
+	// admin_surface.go's client-quotas
+	ClientID string  `json:"client_id"`
+	Rate     float64 `json:"rate"`
 	// transactional-produce and read_committed consume
 	TransactionalID string        `json:"transactional_id"`
 	Transactions    []transaction `json:"transactions"`
