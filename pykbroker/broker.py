@@ -28,6 +28,7 @@ from .cluster.model import BrokerInfo
 from .cluster.partition import Partition
 from .cluster.fetch_sessions import FetchSessionCache
 from .cluster.partition_manager import PartitionManager
+from .cluster.log_cleaner import CleanerConfig, LogCleaner
 from .log.checkpoint import write_atomic, write_int
 from .log.errors import KafkaStorageError, NotLeaderError, StartupError, TopicExistsError, UnreadableMetadataError
 from .log.manager import LogManager, TopicInfo, remove_dirs
@@ -89,6 +90,7 @@ class Broker:
             from .cluster.node import ClusterNode  # kazoo is imported only by a broker that joins a cluster
             self.cluster = self.partitions.cluster = ClusterNode(self)
             self.partitions.local_topics = INTERNAL_TOPICS
+        self.cleaner = LogCleaner(self.partitions.all_partitions, CleanerConfig.from_broker(config))
         self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots)
         self.client_quotas = ClientQuotas(self._read_client_quotas(), config.quota_window_num,
                                           config.quota_window_size_seconds)
@@ -139,7 +141,7 @@ class Broker:
         topic = self.logs.topics.get(OFFSETS_TOPIC)
         if topic is None:
             topic = self.logs.create_topic(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions,
-                                           {"cleanup.policy": "compact"})
+                                           compacted_topic_configs(self.config.offsets_topic_segment_bytes))
         return topic.partitions
 
     async def _load_coordinators(self) -> None:
@@ -150,6 +152,7 @@ class Broker:
         if TXN_STATE_TOPIC in self.logs.topics:
             await self._load(TXN_STATE_TOPIC, self.txns)
         self.coordinators_loaded.set()
+        await self.cleaner.run()  # after the replay, which reads the internal topics' segments in a thread
 
     async def _load(self, topic: str, coordinator: Coordinator) -> None:
         for p in range(coordinator.partitions):
@@ -184,7 +187,8 @@ class Broker:
             return
         async with self._topic_lock:
             if TXN_STATE_TOPIC not in self.logs.topics:
-                await self._create_topic_locked(TXN_STATE_TOPIC, self.txns.partitions, {"cleanup.policy": "compact"})
+                await self._create_topic_locked(TXN_STATE_TOPIC, self.txns.partitions,
+                                                compacted_topic_configs(self.config.transaction_state_log_segment_bytes))
                 for p in range(self.txns.partitions):
                     self.txns.begin_load(p)
                     self.txns.finish_load(p)
@@ -395,7 +399,8 @@ class Broker:
             if name == OFFSETS_TOPIC:
                 log.warning("the internal topic %s was deleted: every group's committed offsets are gone", name)
                 self.groups.offsets = type(self.groups.offsets)()
-                await self._create_topic_locked(OFFSETS_TOPIC, info.partitions, {"cleanup.policy": "compact"})
+                await self._create_topic_locked(OFFSETS_TOPIC, info.partitions,
+                                                compacted_topic_configs(self.config.offsets_topic_segment_bytes))
                 return
         self.groups.delete_topic_offsets(name)
 
@@ -541,6 +546,14 @@ def _read_chunk(plog: PartitionLog, start: int, budget: int = 4 << 20) -> tuple[
         if size >= budget:
             break
     return out, start
+
+
+def compacted_topic_configs(segment_bytes: int) -> dict[str, str]:
+    """An internal topic as Kafka creates it: compacted, with offsets.topic.segment.bytes-sized
+    segments (so the cleaner has closed segments to work on); Kafka 4's internal.segment.bytes
+    carries sizes below segment.bytes' 1 MiB minimum."""
+    key = "segment.bytes" if segment_bytes >= 1 << 20 else "internal.segment.bytes"
+    return {"cleanup.policy": "compact", key: str(segment_bytes)}
 
 
 def _topic(info: TopicInfo) -> Topic:

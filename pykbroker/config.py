@@ -40,6 +40,10 @@ def _str(text: str) -> str:
     return text.strip()
 
 
+def _float(text: str) -> float:
+    return float(text.strip())
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     key: str
@@ -50,7 +54,7 @@ class Setting:
 
     @property
     def type_name(self) -> str:
-        return {_bool: "boolean", _int: "integer", _str: "string"}[self.parse]
+        return {_bool: "boolean", _int: "integer", _str: "string", _float: "number"}[self.parse]
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -85,6 +89,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("transaction.max.timeout.ms", _int, 900000, "Largest transaction.timeout.ms a producer may ask for.", 1),
     Setting("transaction.abort.timed.out.transaction.cleanup.interval.ms", _int, 10000,
             "How often transactions open past their timeout are looked for (and aborted).", 1),
+    Setting("log.cleaner.enable", _bool, True, "Run the log cleaner (compaction of cleanup.policy=compact topics, "
+            "__consumer_offsets and __transaction_state among them)."),
+    Setting("log.cleaner.threads", _int, 1, "Partitions cleaned at once (each in worker threads); 0 cleans none.", 0),
+    Setting("log.cleaner.backoff.ms", _int, 15000, "Sleep of a cleaner with nothing to clean.", 0),
+    Setting("log.cleaner.dedupe.buffer.size", _int, 134217728, "Memory for the cleaners' key maps, split across "
+            "log.cleaner.threads (24 bytes a key, as Kafka counts: it bounds the keys one round covers).", 1),
+    Setting("log.cleaner.io.buffer.size", _int, 524288, "Read and write buffer of a cleaner.", 0),
+    Setting("log.cleaner.io.max.bytes.per.second", _float, 1.7976931348623157e308,
+            "Bytes a second all cleaners together may read and write."),
+    Setting("offsets.topic.segment.bytes", _int, 104857600, "segment.bytes of __consumer_offsets when created "
+            "(below 1 MiB it is set as internal.segment.bytes).", 1),
+    Setting("transaction.state.log.segment.bytes", _int, 104857600, "segment.bytes of __transaction_state when "
+            "created (below 1 MiB it is set as internal.segment.bytes).", 1),
     Setting("offsets.topic.num.partitions", _int, 1, "Partitions of __consumer_offsets (Kafka: 50; one is plenty on one node).", 1),
     Setting("offsets.retention.minutes", _int, 10080, "Expire committed offsets of empty groups after this.", 1),
     Setting("group.min.session.timeout.ms", _int, 6000, "Smallest session timeout a classic-protocol member may ask for.", 0),

@@ -197,6 +197,7 @@ checks.not_supported("KafkaCheck has no option to send record headers", "headers
 checks.not_supported("KafkaCheck has no seek command", "seek-offset")
 checks.not_supported("KafkaCheck has no offsets-for-times command", "offsets-for-times")
 checks.not_supported("KafkaCheck has no group listing command", "group-list-describe")
+checks.not_supported("KafkaCheck creates topics without topic configs (no cleanup.policy=compact)", "compaction")
 
 
 def _describe_when_known(ctx: Ctx, topic: str) -> dict:

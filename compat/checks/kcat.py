@@ -100,6 +100,7 @@ def _values(n: int, size: int = 40) -> list[bytes]:
 checks = CheckSet(CLIENT)
 checks.not_supported("kcat has no admin commands", "admin-topics", "admin-configs", "admin-partitions",
                      "admin-log-dirs", "admin-replicas", "client-quotas")
+checks.not_supported("kcat has no admin commands: it cannot create a cleanup.policy=compact topic", "compaction")
 checks.not_supported("kcat cannot list or describe consumer groups", "group-list-describe")
 checks.not_supported("kcat -P runs its input as one transaction and commits it: it cannot abort one on purpose", "transactions")
 

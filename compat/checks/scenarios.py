@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -293,6 +294,32 @@ def register(checks: CheckSet, driver: Driver) -> None:
         _check_round_trip(everything[2 * n:], last, offsets_from=2 * n + 2)
         ends = driver.end_offsets(ctx, topic, [0])
         expect(ends == {0: 3 * n + 3}, f"end offsets {ends}, want {{0: {3 * n + 3}}} (30 records, 3 markers)")
+
+    @checks.feature("compaction")
+    def compaction(ctx: Ctx) -> None:
+        topic = ctx.topic()
+        # segment.ms rolls a segment on the first append 100 ms after it began (the cleaner never
+        # touches the active one); the broker's own log.cleaner.backoff.ms (Kafka: 15 s) paces the rest.
+        driver.create_topic(ctx, topic, 1, {"cleanup.policy": "compact", "segment.ms": "100",
+                                            "min.cleanable.dirty.ratio": "0.01"})
+        first = [Rec(value=b"first-%d" % i, key=b"key-%d" % i, partition=0) for i in range(10)]
+        second = [Rec(value=b"second-%d" % i, key=b"key-%d" % i, partition=0) for i in range(5)]
+        roll = [Rec(value=b"roll", key=b"roll", partition=0)]
+        acked = []
+        for records in (first, second, roll):
+            acked += driver.produce(ctx, topic, records)
+            time.sleep(0.3)
+        _check_acked(acked, 0)
+        latest = {r.key: (offset, r.value) for r, (_, offset) in zip(first + second + roll, acked)}
+        want = sorted((offset, key, value) for key, (offset, value) in latest.items())
+
+        def compacted() -> bool:
+            got = driver.consume(ctx, topic, {0: BEGINNING}, len(want))
+            return [(r.offset, r.key, r.value) for r in got] == want
+
+        wait_until(ctx, compacted, "the log cleaner to leave one record per key", interval=1.0)
+        ends = driver.end_offsets(ctx, topic, [0])
+        expect(ends == {0: len(acked)}, f"end offsets {ends}, want {{0: {len(acked)}}}: cleaning keeps offsets")
 
     @checks.feature("group-commit-resume")
     def group_commit_resume(ctx: Ctx) -> None:

@@ -103,6 +103,16 @@ class Partition:
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.index}, hw={self.high_watermark})"
 
+    @property
+    def closed(self) -> bool:
+        """The partition was dropped (topic deleted): background work leaves it alone."""
+        return self._closed
+
+    @property
+    def io_lock(self) -> trio.Lock:
+        """Held while a worker thread works on this partition's files (fsync, deletion, swaps)."""
+        return self._io_lock
+
     # ------------------------------------------------------------------ offsets
 
     @property

@@ -83,6 +83,10 @@ class PartitionManager:
     def __iter__(self) -> Iterator[Partition]:
         return iter(list(self._partitions.values()))
 
+    def all_partitions(self) -> Iterator[Partition]:
+        """Every hosted partition (created from its log on first use)."""
+        return self._all()
+
     def _all(self) -> Iterator[Partition]:
         for topic, index, _ in list(self.logs.logs()):
             p = self.get(topic, index)

@@ -1,4 +1,4 @@
-"""On-disk partition logs: segments, indexes, recovery, retention and the log manager."""
+"""On-disk partition logs: segments, indexes, recovery, retention, compaction (cleaner) and the log manager."""
 
 from pykbroker.log.config import LogConfig
 from pykbroker.log.errors import (

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 LOG_START_OFFSET_FILE: Final = "log-start-offset"
 RECOVERY_POINT_FILE: Final = "recovery-point"
 CLEAN_SHUTDOWN_FILE: Final = ".clean-shutdown"
+CLEANER_CHECKPOINT_FILE: Final = "cleaner-offset-checkpoint"
 TMP_SUFFIX: Final = ".tmp"
 
 

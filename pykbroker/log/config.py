@@ -9,9 +9,10 @@ all check a value with the same rule Kafka does.
 config is accepted, validated and kept as a string in ``other`` so that
 CreateTopics/DescribeConfigs round-trip them, but nothing here acts on them.
 
-``cleanup.policy=compact`` is accepted but compaction is not implemented:
-a compacted topic simply keeps all its segments (time/size retention only
-runs when the policy includes ``delete``, as in Kafka).
+``cleanup.policy=compact`` topics are compacted by the log cleaner (``log/cleaner.py``) under
+``min.cleanable.dirty.ratio``, ``min.compaction.lag.ms``, ``max.compaction.lag.ms`` and
+``delete.retention.ms``; time/size retention only runs when the policy includes ``delete``, as
+in Kafka.
 """
 
 from __future__ import annotations
@@ -231,6 +232,11 @@ class LogConfig:
         default=("delete",), metadata=_kafka("cleanup.policy")
     )
     compression_type: str = field(default="producer", metadata=_kafka("compression.type"))
+    delete_retention_ms: int = field(default=86_400_000, metadata=_kafka("delete.retention.ms"))
+    min_compaction_lag_ms: int = field(default=0, metadata=_kafka("min.compaction.lag.ms"))
+    max_compaction_lag_ms: int = field(default=LONG_MAX, metadata=_kafka("max.compaction.lag.ms"))
+    min_cleanable_dirty_ratio: float = field(default=0.5, metadata=_kafka("min.cleanable.dirty.ratio"))
+    file_delete_delay_ms: int = field(default=60_000, metadata=_kafka("file.delete.delay.ms"))
     #: Kafka 4's internal override that lets tests roll segments below segment.bytes' 1 MiB minimum.
     internal_segment_bytes: int | None = field(
         default=None, metadata={"kafka": "internal.segment.bytes", "parse": _long(14, INT_MAX), "internal": True}

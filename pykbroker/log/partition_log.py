@@ -21,9 +21,11 @@ from pathlib import Path
 from pykbroker.log import retention
 from pykbroker.log.checkpoint import (
     CLEAN_SHUTDOWN_FILE,
+    CLEANER_CHECKPOINT_FILE,
     LOG_START_OFFSET_FILE,
     RECOVERY_POINT_FILE,
     fsync_dir,
+    read_int,
     write_atomic,
     write_int,
 )
@@ -40,6 +42,7 @@ from pykbroker.log.recovery import load_log
 from pykbroker.log.segment import LogSegment, now_ms as _now_ms
 from pykbroker.log.txn_index import AbortedTxn
 from pykbroker.protocol import records as rec
+from pykbroker.protocol.batch_rewrite import iter_keys
 from pykbroker.protocol.records import (
     LOG_OVERHEAD,
     NO_TIMESTAMP,
@@ -124,6 +127,8 @@ class PartitionLog:
         self._deleted: list[LogSegment] = []
         self._persisted_log_start_offset = loaded.checkpointed_log_start_offset
         self._checkpoint_log_start_offset()
+        #: Offset where the log's dirty (not yet cleaned) part begins (Kafka's cleaner checkpoint).
+        self.cleaner_checkpoint: int | None = read_int(directory / CLEANER_CHECKPOINT_FILE)
 
     @classmethod
     def open(cls, directory: Path, config: LogConfig | None = None, *, fsync: bool = True) -> PartitionLog:
@@ -205,6 +210,8 @@ class PartitionLog:
         cfg = self.config
         now = _now_ms() if log_append_time_ms is None else log_append_time_ms
         self._check_sizes(headers, len(records))
+        if strict and cfg.compact_enabled:
+            self._check_keys(records, headers)
         if assign_offsets and cfg.target_compression is not None:
             records, headers = self._recompress(records, headers, cfg.target_compression)
             self._check_sizes(headers, len(records))
@@ -279,6 +286,17 @@ class PartitionLog:
             raise RecordBatchTooLargeError(
                 f"records of {total} bytes exceed segment.bytes={self.config.segment_size} of {self.directory.name}"
             )
+
+    def _check_keys(self, records: bytes | bytearray | memoryview, headers: list[BatchHeader]) -> None:
+        """Kafka's LogValidator.validateKey: a compacted topic refuses records without a key."""
+        mv = memoryview(records)
+        pos = 0
+        for h in headers:
+            for _, key, _ in iter_keys(mv[pos : pos + h.size]):
+                if key is None:
+                    raise InvalidRecordError(
+                        f"Compacted topic cannot accept message without key in topic partition {self.directory.name}.")
+            pos += h.size
 
     def _check_timestamps(self, headers: list[BatchHeader], now: int) -> None:
         before, after = self.config.timestamp_before_max_ms, self.config.timestamp_after_max_ms
@@ -397,6 +415,11 @@ class PartitionLog:
         if recovery_point > self._recovery_point:
             self._recovery_point = recovery_point
             write_int(self.directory / RECOVERY_POINT_FILE, recovery_point, fsync=self.fsync)
+
+    @property
+    def first_unflushed_offset(self) -> int:
+        """Base offset of the oldest segment not yet fsynced after its roll (else the active one's)."""
+        return min((s.base_offset for s in self._rolled), default=self.active_segment.base_offset)
 
     @property
     def has_rolled_segments(self) -> bool:
@@ -624,6 +647,32 @@ class PartitionLog:
             self._checkpoint_log_start_offset()
             self._delete_prefix(retention.log_start_offset_breached(self._segments, target), "log start offset")
         return self._log_start_offset
+
+    # -------------------------------------------------------------- compaction
+
+    def replace_segments(self, old: list[LogSegment], new: LogSegment) -> bool:
+        """Put a cleaned segment in place of ``old`` (consecutive, not active) in one step on the
+        caller's thread, so a read or append sees either list, never a mix. False (nothing done)
+        when they are no longer the log's: retention, truncation or deletion got there first."""
+        if self._closed or not old:
+            return False
+        for i, seg in enumerate(self._segments):
+            if seg is old[0]:
+                break
+        else:
+            return False
+        end = i + len(old)
+        if end >= len(self._segments) or any(a is not b for a, b in zip(self._segments[i:end], old)):
+            return False
+        self._segments[i:end] = [new]
+        self._bases[i:end] = [new.base_offset]
+        self._rolled = [s for s in self._rolled if all(s is not o for o in old)]
+        return True
+
+    def write_cleaner_checkpoint(self, offset: int) -> None:
+        """Persist where the dirty part now begins (blocking: worker thread)."""
+        write_int(self.directory / CLEANER_CHECKPOINT_FILE, offset, fsync=self.fsync)
+        self.cleaner_checkpoint = offset
 
     # -------------------------------------------------------------- truncation
 

@@ -249,6 +249,13 @@ class ProducerStateManager:
         return [ActiveProducer(pid, e.epoch, e.last_seq, e.last_timestamp, -1, e.txn_first_offset)
                 for pid, e in sorted(self._producers.items())]
 
+    def last_records(self) -> dict[int, tuple[int | None, int]]:
+        """Per producer id: the last offset of its last data batch (None when a marker of a newer
+        epoch came after it) and its epoch; the cleaner keeps those batches (Kafka's
+        lastRecordsOfActiveProducers), so sequence checks and fencing survive compaction."""
+        return {pid: (e.batches[-1].last_offset if e.batches else None, e.epoch)
+                for pid, e in self._producers.items()}
+
     def ongoing_transactions(self) -> dict[int, int]:
         """Producer id -> first offset of its open transaction."""
         return dict(self._ongoing)

@@ -15,6 +15,10 @@ What is trusted:
 
 A segment whose index files are missing or fail the sanity check is always
 rebuilt by a full scan.
+
+The cleaner's files come first (``swap.py``): ``.cleaned`` files are an unfinished cleaning and
+go; a ``.log.swap`` is a finished one whose swap was interrupted: it replaces the segments whose
+base offsets it covers, then loses its suffix; ``.deleted`` files were already swapped out.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from pykbroker.log.checkpoint import CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE,
 from pykbroker.log.config import LogConfig
 from pykbroker.log.index import IndexCorruptError
 from pykbroker.log.segment import INDEX_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
+from pykbroker.log.swap import complete_interrupted_swaps
 
 log = logging.getLogger(__name__)
 
 _SEGMENT_NAME = re.compile(r"^(\d{20})\.(log|index|timeindex|txnindex)$")
-_STRAY_SUFFIXES = (".deleted", ".cleaned", ".swap", ".tmp")
+_STRAY_SUFFIXES = (".deleted", ".cleaned", ".swap", ".tmp")  # .swap: those left after completing swaps
 
 
 @dataclass(slots=True)
@@ -46,10 +51,11 @@ class LoadedLog:
     checkpointed_log_start_offset: int | None = None
 
 
-def _segment_bases(directory: Path) -> list[int]:
+def _segment_bases(directory: Path, config: LogConfig) -> list[int]:
     """Base offsets of ``.log`` files; delete stray temp files and orphan indexes."""
     bases: set[int] = set()
     index_only: dict[int, list[Path]] = {}
+    complete_interrupted_swaps(directory, config)
     for path in directory.iterdir():
         if path.name.endswith(_STRAY_SUFFIXES):
             path.unlink(missing_ok=True)
@@ -91,7 +97,7 @@ def load_log(directory: Path, config: LogConfig) -> LoadedLog:
     recovery_point = read_int(directory / RECOVERY_POINT_FILE) or 0
     checkpoint_lso = read_int(directory / LOG_START_OFFSET_FILE)
 
-    bases = _segment_bases(directory)
+    bases = _segment_bases(directory, config)
     if not bases:
         start = checkpoint_lso or 0
         seg = LogSegment.create(directory, start, config)

@@ -36,6 +36,8 @@ from pykbroker.protocol.records import (
 LOG_SUFFIX: Final = ".log"
 INDEX_SUFFIX: Final = ".index"
 TIME_INDEX_SUFFIX: Final = ".timeindex"
+#: The four files of one segment, by their (live) suffix.
+SEGMENT_FILE_SUFFIXES: Final = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
 _SCAN_CHUNK: Final = 16 * 1024
 _make_header = BatchHeader._make
 _unpack_header = _HEADER.unpack_from
@@ -44,6 +46,11 @@ _unpack_header = _HEADER.unpack_from
 def segment_file(directory: Path, base_offset: int, suffix: str) -> Path:
     """Kafka's naming: 20-digit zero-padded base offset + suffix."""
     return directory / f"{base_offset:020d}{suffix}"
+
+
+def _kind(name: str, suffix: str) -> str:
+    """".index" of "00000000000000000000.index.swap" with suffix ".swap"."""
+    return name[20 : len(name) - len(suffix)] if suffix else name[20:]
 
 
 def now_ms() -> int:
@@ -58,21 +65,24 @@ class LogSegment:
     last offset of the (first) batch that carried it.
     """
 
-    def __init__(self, directory: Path, base_offset: int, config: LogConfig, *, created_ms: int | None = None) -> None:
+    def __init__(self, directory: Path, base_offset: int, config: LogConfig, *, created_ms: int | None = None,
+                 suffix: str = "") -> None:
         self.directory = directory
         self.base_offset = base_offset
         self.config = config
-        self.log_path = segment_file(directory, base_offset, LOG_SUFFIX)
+        #: "" for a live segment; ".cleaned"/".swap"/".deleted" while the cleaner swaps it (Kafka's names).
+        self.suffix = suffix
+        self.log_path = segment_file(directory, base_offset, LOG_SUFFIX + suffix)
         self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
         self.size = os.fstat(self._fd).st_size
         self._writeback_from = self.size  # paced writeback covers what is appended from here
         self.offset_index = OffsetIndex(
-            segment_file(directory, base_offset, INDEX_SUFFIX), base_offset, config.segment_index_bytes
+            segment_file(directory, base_offset, INDEX_SUFFIX + suffix), base_offset, config.segment_index_bytes
         )
         self.time_index = TimeIndex(
-            segment_file(directory, base_offset, TIME_INDEX_SUFFIX), base_offset, config.segment_index_bytes
+            segment_file(directory, base_offset, TIME_INDEX_SUFFIX + suffix), base_offset, config.segment_index_bytes
         )
-        self.txn_index = TransactionIndex(segment_file(directory, base_offset, TXN_INDEX_SUFFIX))
+        self.txn_index = TransactionIndex(segment_file(directory, base_offset, TXN_INDEX_SUFFIX + suffix))
         self.max_timestamp = NO_TIMESTAMP
         self.offset_of_max_timestamp = -1
         #: Offset after the last batch; None while unknown (not scanned).
@@ -87,11 +97,28 @@ class LogSegment:
     # ---------------------------------------------------------------- opening
 
     @classmethod
-    def create(cls, directory: Path, base_offset: int, config: LogConfig) -> LogSegment:
-        """A new, empty segment (any stale files with that base offset are discarded)."""
-        for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
-            segment_file(directory, base_offset, suffix).unlink(missing_ok=True)
-        return cls(directory, base_offset, config)
+    def create(cls, directory: Path, base_offset: int, config: LogConfig, *, suffix: str = "") -> LogSegment:
+        """A new, empty segment (any stale files with that base offset and suffix are discarded)."""
+        for kind in SEGMENT_FILE_SUFFIXES:
+            segment_file(directory, base_offset, kind + suffix).unlink(missing_ok=True)
+        return cls(directory, base_offset, config, suffix=suffix)
+
+    def rename_suffix(self, suffix: str) -> None:
+        """Rename every file of the segment to end with ``suffix`` (Kafka's changeFileSuffixes); open
+        handles stay valid. The ``.log`` goes last, so its name alone tells how far a swap got."""
+        if suffix == self.suffix:
+            return
+        for index in (self.offset_index, self.time_index):
+            index.rename(segment_file(self.directory, self.base_offset, _kind(index.path.name, self.suffix) + suffix))
+        txn = self.txn_index
+        new_txn = segment_file(self.directory, self.base_offset, TXN_INDEX_SUFFIX + suffix)
+        if txn.path.exists():
+            os.replace(txn.path, new_txn)
+        txn.path = new_txn
+        new_log = segment_file(self.directory, self.base_offset, LOG_SUFFIX + suffix)
+        os.replace(self.log_path, new_log)
+        self.log_path = new_log
+        self.suffix = suffix
 
     def index_files_exist(self) -> bool:
         return self.offset_index.path.exists() and self.time_index.path.exists()

@@ -601,6 +601,35 @@ def _read_varint(buf: Buffer, pos: int) -> tuple[int, int]:
             raise InvalidRecordError("varint longer than 10 bytes in record data")
 
 
+class RecordHead(NamedTuple):
+    """Where one record sits in a (decompressed) records area, with its leading varints."""
+
+    start: int
+    end: int
+    #: Position of timestampDelta inside the record, and of the offsetDelta after it.
+    ts_pos: int
+    ts_end: int
+    timestamp_delta: int
+    offset_delta: int
+    #: Position after offsetDelta (the key length).
+    rest: int
+
+
+def iter_record_heads(payload: Buffer, h: BatchHeader) -> Iterator[RecordHead]:
+    """The leading varints of each of the batch's records, without decoding keys or values."""
+    pos = 0
+    n = len(payload)
+    for _ in range(h.records_count):
+        length, body = _read_varint(payload, pos)
+        end = body + length
+        if length < 0 or end > n:
+            raise InvalidRecordError(f"bad record length {length} in batch at base offset {h.base_offset}")
+        ts_delta, ts_end = _read_varint(payload, body + 1)  # skip the attributes byte
+        off_delta, rest = _read_varint(payload, ts_end)
+        yield RecordHead(pos, end, body + 1, ts_end, ts_delta, off_delta, rest)
+        pos = end
+
+
 def record_offsets_and_timestamps(batch: Buffer) -> list[tuple[int, int]]:
     """Absolute ``(offset, timestamp)`` of every record of the batch at the start of ``batch``.
 
@@ -610,22 +639,10 @@ def record_offsets_and_timestamps(batch: Buffer) -> list[tuple[int, int]]:
     """
     mv = batch if isinstance(batch, memoryview) else memoryview(batch)
     h = parse_batch_header(mv)
-    payload = _records_payload(mv, h)
     base_offset, base_ts = h.base_offset, h.base_timestamp
     log_append = h.timestamp_type == TIMESTAMP_LOG_APPEND_TIME
-    out: list[tuple[int, int]] = []
-    pos = 0
-    n = len(payload)
-    for _ in range(h.records_count):
-        length, pos = _read_varint(payload, pos)
-        end = pos + length
-        if length < 0 or end > n:
-            raise InvalidRecordError(f"bad record length {length} in batch at base offset {base_offset}")
-        ts_delta, p = _read_varint(payload, pos + 1)  # skip the attributes byte
-        off_delta, _ = _read_varint(payload, p)
-        out.append((base_offset + off_delta, h.max_timestamp if log_append else base_ts + ts_delta))
-        pos = end
-    return out
+    return [(base_offset + r.offset_delta, h.max_timestamp if log_append else base_ts + r.timestamp_delta)
+            for r in iter_record_heads(_records_payload(mv, h), h)]
 
 
 def recompress_batch(batch: Buffer, codec: int) -> bytes:

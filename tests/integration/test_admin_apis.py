@@ -37,7 +37,7 @@ def test_cluster_partitions_configs_and_delete_records(kafka_broker: RunningBrok
 
     producer = Producer({"bootstrap.servers": bs})
     for i in range(10):
-        producer.produce(topic_name, value=b"%d" % i, partition=0)
+        producer.produce(topic_name, key=b"k%d" % i, value=b"%d" % i, partition=0)  # compacted now: keyed
     producer.flush(10)
     deleted = admin.delete_records([TopicPartition(topic_name, 0, 6)])
     assert list(deleted.values())[0].result(10).low_watermark == 6

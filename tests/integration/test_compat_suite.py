@@ -34,7 +34,8 @@ CLOSING_LINE = re.compile(r"^\d+ passed, \d+ failed(, \d+ skipped)?(, \d+ xfaile
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[RunningBroker]:
-    with running_broker() as b:
+    # The compaction row waits for the cleaner: a short backoff keeps the run near two minutes.
+    with running_broker({"log.cleaner.backoff.ms": 500}) as b:
         yield b
 
 

@@ -15,7 +15,7 @@ HOUR = 3_600_000
 
 
 def batch(ts: int, n: int = 2) -> bytes:
-    return build_batch([Record(i, 0, None, b"x" * 40) for i in range(n)], base_timestamp=ts)
+    return build_batch([Record(i, 0, b"k%d" % i, b"x" * 40) for i in range(n)], base_timestamp=ts)  # keyed: compacted topics need keys
 
 
 def cfg(**kafka: int | str) -> LogConfig:
