@@ -22,6 +22,7 @@ FEATURES: dict[str, str] = {
     "offsets-for-times": "first offset whose timestamp >= T",
     "idempotent-producer": "idempotent producer: contiguous offsets, no duplicates",
     "transactions": "commit, abort, commit: read_committed skips the aborted records, markers take offsets",
+    "fetch-sessions": "incremental fetch sessions (KIP-227): a consumer on 20 partitions keeps one session while it reads",
     "compaction": "cleanup.policy=compact: the log cleaner leaves each key's latest value at its offset",
     "admin-configs": "describe topic and broker configs (synonyms, documentation), alter a topic config (admin API)",
     "admin-partitions": "add partitions with explicit replica assignments; an unknown broker is refused (admin API)",

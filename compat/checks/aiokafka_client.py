@@ -289,3 +289,4 @@ def admin_partitions(ctx: Ctx) -> None:
 checks.not_supported("aiokafka's admin client has no log dir API", "admin-log-dirs")
 checks.not_supported("aiokafka's admin client has no election or reassignment API", "admin-replicas")
 checks.not_supported("aiokafka has no client quota API", "client-quotas")
+checks.not_supported("aiokafka's fetcher sends sessionless fetches (no KIP-227)", "fetch-sessions")

@@ -320,3 +320,5 @@ def client_quotas(ctx: Ctx) -> None:
 
 checks.not_supported("confluent-kafka's AdminClient has no log dir API (DescribeLogDirs, AlterReplicaLogDirs)",
                      "admin-log-dirs")
+checks.not_supported("librdkafka does not implement fetch sessions (KIP-227 is 'Not supported' in its INTRODUCTION.md)",
+                     "fetch-sessions")

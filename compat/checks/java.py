@@ -198,6 +198,9 @@ checks.not_supported("KafkaCheck has no seek command", "seek-offset")
 checks.not_supported("KafkaCheck has no offsets-for-times command", "offsets-for-times")
 checks.not_supported("KafkaCheck has no group listing command", "group-list-describe")
 checks.not_supported("KafkaCheck creates topics without topic configs (no cleanup.policy=compact)", "compaction")
+checks.not_supported("KafkaCheck does not report its consumer's fetch session (the Java 4.4 consumer's "
+                     "incremental fetches are checked in tests/integration/clients/test_fetch_sessions_clients.py)",
+                     "fetch-sessions")
 
 
 def _describe_when_known(ctx: Ctx, topic: str) -> dict:

@@ -258,6 +258,29 @@ def _node(admin: "KafkaAdminClient") -> int:
     return admin.describe_cluster()["brokers"][0]["broker_id"]
 
 
+@checks.feature("fetch-sessions")
+def fetch_sessions(ctx: Ctx) -> None:
+    """kafka-python keeps a FetchSessionHandler per broker: after a full fetch opens a session
+    (id != 0), each incremental fetch raises its epoch; a broker without sessions leaves the id 0."""
+    topic = ctx.topic()
+    driver = KafkaPythonDriver()
+    driver.create_topic(ctx, topic, 20)
+    driver.produce(ctx, topic, [Rec(value=b"v%d" % p, partition=p) for p in range(20)])
+    consumer = driver._consumer(ctx)
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(20)])
+        consumer.seek_to_beginning()
+        _poll(ctx, consumer, 20)
+        for i in range(3):  # new records on one partition: incremental fetches name only what moved
+            driver.produce(ctx, topic, [Rec(value=b"more-%d" % i, partition=0)])
+            _poll(ctx, consumer, 1)
+        sessions = [h.next_metadata for h in consumer._fetcher._session_handlers.values()]
+        expect(any(m.session_id != 0 and m.epoch >= 3 for m in sessions),
+               f"no fetch session kept: {[(m.session_id, m.epoch) for m in sessions]} (session id, next epoch)")
+    finally:
+        consumer.close()
+
+
 @checks.feature("admin-configs")
 def admin_configs(ctx: Ctx) -> None:
     from kafka.admin import ConfigResource, ConfigResourceType

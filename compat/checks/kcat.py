@@ -274,3 +274,4 @@ def group_commit_resume(ctx: Ctx) -> None:
 def cleanup(ctx: Ctx) -> None:
     if ctx.topics:
         _driver().delete_topics(ctx, ctx.topics)
+checks.not_supported("kcat's librdkafka does not implement fetch sessions (KIP-227)", "fetch-sessions")
