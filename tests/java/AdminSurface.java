@@ -91,12 +91,27 @@ final class AdminSurface {
         get(admin.alterClientQuotas(Collections.singletonList(new ClientQuotaAlteration(entity, Arrays.asList(
             new ClientQuotaAlteration.Op("producer_byte_rate", rate),
             new ClientQuotaAlteration.Op("consumer_byte_rate", rate))))).all(), deadline);
-        r.put("described", quotas(get(admin.describeClientQuotas(only).entities(), deadline).get(entity)));
+        // Kafka applies quota changes through its metadata log: a describe right after may not show them yet.
+        r.put("described", until(() -> quotas(get(admin.describeClientQuotas(only).entities(), deadline).get(entity)),
+            q -> q != null && q.size() == 2, deadline));
         get(admin.alterClientQuotas(Collections.singletonList(new ClientQuotaAlteration(entity, Arrays.asList(
             new ClientQuotaAlteration.Op("producer_byte_rate", null),
             new ClientQuotaAlteration.Op("consumer_byte_rate", null))))).all(), deadline);
-        r.put("after_removal", get(admin.describeClientQuotas(only).entities(), deadline).size());
+        r.put("after_removal", until(() -> get(admin.describeClientQuotas(only).entities(), deadline).size(),
+            n -> n == 0, deadline));
         return r;
+    }
+
+    /** f's value once ok accepts it, or its last value at the deadline (System.nanoTime; 10 s at most). */
+    static <T> T until(java.util.concurrent.Callable<T> f, java.util.function.Predicate<T> ok, long deadline)
+            throws Exception {
+        long end = Math.min(deadline, System.nanoTime() + 10_000_000_000L);
+        T value = f.call();
+        while (!ok.test(value) && System.nanoTime() < end) {
+            Thread.sleep(100);
+            value = f.call();
+        }
+        return value;
     }
 
     static Map<String, Object> quotas(Map<String, Double> values) {
