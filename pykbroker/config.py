@@ -132,6 +132,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("replica.lag.time.max.ms", _int, 30000, "A follower that has not caught up with its leader for this "
             "long leaves the ISR.", 1),
     Setting("replica.fetch.wait.max.ms", _int, 500, "How long a follower's fetch waits at the leader for new data.", 0),
+    Setting("replica.high.watermark.checkpoint.interval.ms", _int, 5000, "How often the high watermarks are written "
+            "to the log dir's replication-offset-checkpoint (read at start-up).", 1),
     Setting("replica.fetch.max.bytes", _int, 1048576, "Bytes a follower asks for per partition and fetch.", 1),
     Setting("controlled.shutdown.enable", _bool, True, "On SIGTERM/SIGINT, hand the partitions this broker leads to "
             "other in-sync replicas before exiting."),

@@ -59,6 +59,7 @@ class ClusterNode:
         self.zk = ZkClient(config.zookeeper_connect, config.zookeeper_session_timeout_ms,
                            config.zookeeper_connection_timeout_ms)
         self.lag_max_ms: int = config.replica_lag_time_max_ms
+        self.hw_checkpoint_interval_ms: int = config.replica_high_watermark_checkpoint_interval_ms
         self.snapshot = ClusterSnapshot()
         self.controller_epoch: int | None = None
         self.fetchers = FetcherManager(self.node_id, config.replica_fetch_wait_max_ms, config.replica_fetch_max_bytes)
@@ -82,9 +83,11 @@ class ClusterNode:
                 await self._sync_once()
                 nursery.start_soon(self._sync_loop)
                 nursery.start_soon(self._isr_loop)
+                nursery.start_soon(self._hw_checkpoint_loop)
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(STOP_TIMEOUT_S):
+                await self.broker.partitions.checkpoint_high_watermarks()
                 await self.zk.stop()
 
     @property
@@ -206,6 +209,12 @@ class ClusterNode:
             self.fetchers.stop_following(key)  # no leader (or not registered yet): wait for ZooKeeper
         elif following != (leader.broker_id, state.leader_epoch):
             self.fetchers.follow(p, leader, state.leader_epoch)
+
+    async def _hw_checkpoint_loop(self) -> None:
+        """replica.high.watermark.checkpoint.interval.ms: a restarted replica starts from these."""
+        while True:
+            await trio.sleep(self.hw_checkpoint_interval_ms / 1000)
+            await self.broker.partitions.checkpoint_high_watermarks()
 
     # ------------------------------------------------------------------ ISR
 

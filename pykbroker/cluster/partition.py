@@ -35,6 +35,7 @@ from ..log.writeback import WRITEBACK_BYTES
 from ..protocol.errors import ErrorCode
 from ..protocol.records import BatchHeader, build_end_txn_marker, iter_batches
 from .epoch_cache import LeaderEpochCache
+from .hw_checkpoint import initial_high_watermark
 from .replication import Replication
 
 log = logging.getLogger("pykbroker.partition")
@@ -129,10 +130,12 @@ class Partition:
     def min_insync_replicas(self) -> int:
         return int(self.log.config.other.get("min.insync.replicas") or 1)
 
-    def join_cluster(self) -> None:
+    def join_cluster(self, checkpointed_hw: int | None = None) -> None:
         """Cluster mode: no role until ZooKeeper gives one (requests get NOT_LEADER_OR_FOLLOWER);
-        the high watermark starts at 0 and follows the leader's (cluster/replication.py)."""
-        self.replication = Replication(self.node_id)
+        the high watermark starts at the checkpointed one (cluster/hw_checkpoint.py, clamped to the
+        log) and follows the leader's (cluster/replication.py)."""
+        hw = initial_high_watermark(checkpointed_hw, self.log.log_start_offset, self.log.log_end_offset)
+        self.replication = Replication(self.node_id, high_watermark=hw)
         self.epochs = LeaderEpochCache(self.log.directory, fsync=self.log.fsync)
         self.leader_id = -1
 

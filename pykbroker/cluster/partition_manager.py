@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 import trio
 
 from ..log.manager import LogManager
+from .hw_checkpoint import Offsets, read_checkpoint, write_checkpoint
 from .partition import Partition
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ class PartitionManager:
         self.cluster: "ClusterNode | None" = None
         #: Topics that stay single-node even in a cluster (the internal topics, for now).
         self.local_topics: frozenset[str] = frozenset()
+        #: Cluster mode: the high watermarks checkpointed by the previous run (read on first use).
+        self._hw_checkpoint: Offsets | None = None
 
     def attach(self, nursery: trio.Nursery | None) -> None:
         """Background work goes into ``nursery`` from now on (None: done inline)."""
@@ -64,7 +67,9 @@ class PartitionManager:
             spawn = self._spawn if self._nursery is not None else None
             partition = self._partitions[key] = Partition(topic, index, plog, self.node_id, spawn)
             if self.cluster is not None and topic not in self.local_topics:
-                partition.join_cluster()
+                if self._hw_checkpoint is None:
+                    self._hw_checkpoint = read_checkpoint(self.logs.log_dir)
+                partition.join_cluster(self._hw_checkpoint.get(key))
         return partition
 
     def leader_and_isr(self, topic: str, index: int) -> LeaderAndIsr:
@@ -92,6 +97,19 @@ class PartitionManager:
             p = self.get(topic, index)
             if p is not None:
                 yield p
+
+    def high_watermarks(self) -> Offsets:
+        """Every replicated partition's high watermark now (for the checkpoint)."""
+        return {(p.topic, p.index): p.high_watermark for p in self._partitions.values()
+                if p.replication is not None and not p.closed}
+
+    async def checkpoint_high_watermarks(self) -> None:
+        """replica.high.watermark.checkpoint.interval.ms: the values taken on the loop, written off it."""
+        offsets = self.high_watermarks()
+        try:
+            await trio.to_thread.run_sync(lambda: write_checkpoint(self.logs.log_dir, offsets, fsync=self.logs.fsync))
+        except OSError as e:
+            log.error("%s/replication-offset-checkpoint not written: %s", self.logs.log_dir, e)
 
     def snapshot_producers(self) -> None:
         """Clean shutdown: snapshot every partition's producer state, so start-up needs no rescan."""
