@@ -133,6 +133,13 @@ SETTINGS: tuple[Setting, ...] = (
             "long leaves the ISR.", 1),
     Setting("replica.fetch.wait.max.ms", _int, 500, "How long a follower's fetch waits at the leader for new data.", 0),
     Setting("replica.fetch.max.bytes", _int, 1048576, "Bytes a follower asks for per partition and fetch.", 1),
+    Setting("auto.leader.rebalance.enable", _bool, True, "The controller moves leaderships back to each partition's "
+            "preferred (first) replica when a broker's share of partitions led elsewhere exceeds "
+            "leader.imbalance.per.broker.percentage."),
+    Setting("leader.imbalance.check.interval.seconds", _int, 300, "How often the controller checks the leader "
+            "imbalance.", 1),
+    Setting("leader.imbalance.per.broker.percentage", _int, 10, "Percentage of a broker's preferred partitions "
+            "that may be led by others before a preferred-leader election.", 0),
     Setting("controlled.shutdown.enable", _bool, True, "On SIGTERM/SIGINT, hand the partitions this broker leads to "
             "other in-sync replicas before exiting."),
     Setting("queued.max.request.bytes", _int, -1, "Bytes of received requests held in memory across all connections "

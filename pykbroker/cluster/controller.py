@@ -9,16 +9,18 @@ read again and the decision taken again. Kafka's rules (KafkaController, Partiti
   with no live replica the partition waits (no state) until one registers;
 - leader lost (its /brokers/ids node gone): the first replica, in assignment order, that is live
   and in the ISR leads at leader epoch + 1 with ISR = the live ISR; none left: leader -1 with the
-  ISR kept as it was (``unclean.leader.election.enable=false``), and the first ISR member to come
-  back leads;
+  ISR kept as it was (``unclean.leader.election.enable=false``, the default), and the first ISR
+  member to come back leads; with ``unclean.leader.election.enable=true`` (topic config, else the
+  broker's) the first live replica leads instead, with ISR = [it] (cluster/elections.py);
 - a follower in the ISR lost: it leaves the ISR (no new epoch: the leader stays).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
+from .elections import offline_leader
 from .model import NO_LEADER, ClusterSnapshot, PartitionState
 
 
@@ -31,8 +33,10 @@ class StateWrite:
     create: bool
 
 
-def plan(snap: ClusterSnapshot, controller_epoch: int) -> list[StateWrite]:
-    """Every partition state this controller must write now (empty when all is in order)."""
+def plan(snap: ClusterSnapshot, controller_epoch: int,
+         unclean: Callable[[str], bool] = lambda topic: False) -> list[StateWrite]:
+    """Every partition state this controller must write now (empty when all is in order);
+    ``unclean(topic)`` is that topic's ``unclean.leader.election.enable``."""
     live = set(snap.brokers)
     writes = []
     for name, assignment in sorted(snap.topics.items()):
@@ -43,7 +47,7 @@ def plan(snap: ClusterSnapshot, controller_epoch: int) -> list[StateWrite]:
                 if state is not None:
                     writes.append(StateWrite(name, partition, state, create=True))
                 continue
-            new = next_state(current, replicas, live, controller_epoch)
+            new = next_state(current, replicas, live, controller_epoch, unclean(name))
             if new is not None:
                 writes.append(StateWrite(name, partition, new, create=False))
     return writes
@@ -57,17 +61,16 @@ def initial_state(replicas: Iterable[int], live: set[int], controller_epoch: int
 
 
 def next_state(current: PartitionState, replicas: Iterable[int], live: set[int],
-               controller_epoch: int) -> PartitionState | None:
+               controller_epoch: int, unclean: bool = False) -> PartitionState | None:
     """The state after broker changes, or None when ``current`` still holds."""
     live_isr = tuple(r for r in current.isr if r in live)
     if current.leader in live:
         if live_isr == current.isr:
             return None
         return PartitionState(current.leader, current.leader_epoch, live_isr, controller_epoch, current.zk_version)
-    candidates = [r for r in replicas if r in live_isr]
-    if candidates:
-        leader = candidates[0]
-        return PartitionState(leader, current.leader_epoch + 1, live_isr, controller_epoch, current.zk_version)
+    chosen = offline_leader(tuple(replicas), current.isr, live, unclean)
+    if chosen is not None:
+        return PartitionState(chosen[0], current.leader_epoch + 1, chosen[1], controller_epoch, current.zk_version)
     if current.leader == NO_LEADER:
         return None  # offline until an ISR member returns
     return PartitionState(NO_LEADER, current.leader_epoch + 1, current.isr, controller_epoch, current.zk_version)

@@ -30,8 +30,10 @@ from kazoo.handlers.threading import KazooTimeoutError
 from ..log.errors import StartupError, TopicExistsError
 from ..log.manager import new_topic_id
 from ..log.segment import now_ms
+from ..protocol.errors import ErrorCode
 from .assignment import InvalidReplicaAssignmentError, assign_replicas
-from .controller import plan
+from .controller import StateWrite, plan
+from .elections import Election, TopicPartition, elect, rebalance
 from .model import NO_LEADER, BrokerInfo, ClusterSnapshot, PartitionState, TopicAssignment
 from .partition import Partition
 from .partition_manager import LeaderAndIsr
@@ -48,6 +50,7 @@ SYNC_INTERVAL_S = 2.0
 ZK_RETRY_S = 0.5
 STOP_TIMEOUT_S = 5
 ZK_ERRORS = (KazooException, KazooTimeoutError, ConnectionError)
+UNCLEAN_KEY = "unclean.leader.election.enable"
 
 
 class ClusterNode:
@@ -82,6 +85,7 @@ class ClusterNode:
                 await self._sync_once()
                 nursery.start_soon(self._sync_loop)
                 nursery.start_soon(self._isr_loop)
+                nursery.start_soon(self._rebalance_loop)
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(STOP_TIMEOUT_S):
@@ -141,17 +145,98 @@ class ClusterNode:
                 log.info("no longer the controller")
             self.controller_epoch = None
             return False
-        wrote = False
-        for w in plan(snap, self.controller_epoch):
+        return await self._write_states(plan(snap, self.controller_epoch, lambda t: self._unclean(snap, t))) > 0
+
+    def _unclean(self, snap: ClusterSnapshot, topic: str) -> bool:
+        """The topic's unclean.leader.election.enable, else the broker's (Kafka's default: false)."""
+        value = snap.configs.get(topic, {}).get(UNCLEAN_KEY) or self.broker.config.log_config.other.get(UNCLEAN_KEY)
+        return str(value).strip().lower() == "true"
+
+    async def _write_states(self, writes: list[StateWrite]) -> int:
+        """The controller's writes, each conditional (or a create); returns how many took."""
+        written = 0
+        for w in writes:
             if w.create:
                 ok = await self.zk.create_state(w.topic, w.partition, w.state)
             else:
                 ok = await self.zk.update_state(w.topic, w.partition, w.state) is not None
-            wrote = wrote or ok
             if ok:
+                written += 1
                 log.info("controller: %s-%d leader %d epoch %d ISR %s", w.topic, w.partition, w.state.leader,
                          w.state.leader_epoch, list(w.state.isr))
-        return wrote
+        return written
+
+    @property
+    def is_controller(self) -> bool:
+        return self.controller_epoch is not None and self.snapshot.controller_id == self.node_id
+
+    # ------------------------------------------------------------------ preferred leaders
+
+    async def _rebalance_loop(self) -> None:
+        """auto.leader.rebalance.enable: every leader.imbalance.check.interval.seconds the controller
+        moves leaderships back to preferred replicas where a broker's imbalance is over the threshold."""
+        config = self.broker.config
+        if not config.auto_leader_rebalance_enable:
+            return
+        while True:
+            await trio.sleep(config.leader_imbalance_check_interval_seconds)
+            if not self.is_controller:
+                continue
+            assert self.controller_epoch is not None
+            moves = rebalance(self.snapshot, self.controller_epoch, config.leader_imbalance_per_broker_percentage)
+            if not moves:
+                continue
+            log.info("controller: leader imbalance, preferred-leader election for %d partition(s)", len(moves))
+            try:
+                if await self._write_states([StateWrite(t, p, s, False) for (t, p), s in sorted(moves.items())]):
+                    self.zk.changed.set()
+            except ZK_ERRORS as e:
+                log.warning("preferred-leader election not written: %r", e)
+
+    async def elect_leaders(self, partitions: list[TopicPartition] | None, election_type: int,
+                            timeout_s: float) -> dict[TopicPartition, Election]:
+        """ElectLeaders, answered by the controller (clients send it there, as to Kafka's; another
+        broker answers NOT_CONTROLLER like Kafka's ZooKeeper-mode controller).
+
+        The controller writes the new states itself, conditionally on the versions it decided from,
+        rather than queueing the request in /admin/preferred_replica_election: its decisions are
+        already made from the snapshot and applied by conditional writes (cluster/controller.py), so
+        this is the same path with nothing new for brokers to watch, and the answer says what was
+        actually written. A write that lost to a concurrent change is decided again on a fresh
+        snapshot; then, like Kafka's DelayedElectLeader, we wait (up to ``timeout_s``) until this
+        broker sees each new leader (REQUEST_TIMED_OUT for those it does not)."""
+        if not self.is_controller:
+            return {tp: Election(None, ErrorCode.NOT_CONTROLLER) for tp in partitions or ()}
+        if partitions is None:
+            partitions = sorted(self.snapshot.states)
+        results: dict[TopicPartition, Election] = {}
+        pending = list(partitions)
+        with trio.move_on_after(timeout_s):
+            try:
+                while pending:
+                    assert self.controller_epoch is not None
+                    lost = []
+                    for tp, e in elect(self.snapshot, pending, election_type, self.controller_epoch).items():
+                        if e.state is not None and await self.zk.update_state(tp[0], tp[1], e.state) is None:
+                            lost.append(tp)
+                        else:
+                            results[tp] = e
+                    pending = lost
+                    self.zk.changed.set()
+                    if pending:
+                        await self.applied.wait()  # decide those again on a fresh snapshot
+                while not all(self._sees(tp, e) for tp, e in results.items()):
+                    await self.applied.wait()
+            except ZK_ERRORS as e:
+                log.warning("ElectLeaders: %r", e)
+        timed_out = Election(None, ErrorCode.REQUEST_TIMED_OUT, "Leader election timed out")
+        return {tp: results[tp] if tp in results and self._sees(tp, results[tp]) else timed_out
+                for tp in partitions}
+
+    def _sees(self, tp: TopicPartition, e: Election) -> bool:
+        current = self.snapshot.states.get(tp)
+        return e.state is None or (current is not None and current.leader == e.state.leader
+                                   and current.leader_epoch >= e.state.leader_epoch)
 
     # ------------------------------------------------------------------ applying the state
 
