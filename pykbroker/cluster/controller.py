@@ -12,7 +12,10 @@ read again and the decision taken again. Kafka's rules (KafkaController, Partiti
   ISR kept as it was (``unclean.leader.election.enable=false``, the default), and the first ISR
   member to come back leads; with ``unclean.leader.election.enable=true`` (topic config, else the
   broker's) the first live replica leads instead, with ISR = [it] (cluster/elections.py);
-- a follower in the ISR lost: it leaves the ISR (no new epoch: the leader stays).
+- a follower in the ISR lost: it leaves the ISR (no new epoch: the leader stays);
+- a topic queued for deletion gets no elections; once every replica has deleted its data
+  (TopicDeletionManager waits for the same, so an offline replica holds the deletion up) its
+  nodes are removed (``finished_deletions``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ def plan(snap: ClusterSnapshot, controller_epoch: int,
     live = set(snap.brokers)
     writes = []
     for name, assignment in sorted(snap.topics.items()):
+        if name in snap.deleting:
+            continue
         for partition, replicas in sorted(assignment.replicas.items()):
             current = snap.states.get((name, partition))
             if current is None:
@@ -74,3 +79,13 @@ def next_state(current: PartitionState, replicas: Iterable[int], live: set[int],
     if current.leader == NO_LEADER:
         return None  # offline until an ISR member returns
     return PartitionState(NO_LEADER, current.leader_epoch + 1, current.isr, controller_epoch, current.zk_version)
+
+
+def finished_deletions(snap: ClusterSnapshot) -> list[tuple[str, bool]]:
+    """(topic, its assignment still exists) for each queued deletion the controller can complete."""
+    out = []
+    for name, acked in sorted(snap.deleting.items()):
+        assignment = snap.topics.get(name)
+        if assignment is None or {r for rs in assignment.replicas.values() for r in rs} <= acked:
+            out.append((name, assignment is not None))
+    return out

@@ -72,6 +72,9 @@ def elect(snap: ClusterSnapshot, partitions: Iterable[TopicPartition], election_
         if not replicas or state is None:
             out[tp] = Election(None, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.")
             continue
+        if tp[0] in snap.deleting:
+            out[tp] = Election(None, ErrorCode.INVALID_TOPIC_EXCEPTION, "The topic is being deleted")
+            continue
         if election_type == PREFERRED:
             needed = state.leader != replicas[0]
             chosen = (replicas[0], state.isr) if preferred_eligible(replicas, state, live) else None

@@ -21,25 +21,25 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import trio
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
-from ..log.errors import StartupError, TopicExistsError
+from ..log.errors import InvalidConfigError, InvalidPartitionsError, KafkaStorageError, StartupError, TopicExistsError
 from ..log.manager import new_topic_id
 from ..log.segment import now_ms
 from ..protocol.errors import ErrorCode
 from .assignment import InvalidReplicaAssignmentError, assign_replicas
-from .controller import StateWrite, plan
+from .controller import StateWrite, finished_deletions, plan
 from .elections import Election, TopicPartition, elect, rebalance
 from .model import NO_LEADER, BrokerInfo, ClusterSnapshot, PartitionState, TopicAssignment
 from .partition import Partition
 from .partition_manager import LeaderAndIsr
 from .replica_fetcher import FetcherManager
 from .roles import become_follower, become_leader, update_isr
-from .zk import NodeExistsError, ZkClient
+from .zk import BadVersionError, NodeExistsError, ZkClient
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -70,6 +70,8 @@ class ClusterNode:
         #: Set (and replaced) after every applied snapshot: CreateTopics waits on it.
         self.applied = trio.Event()
         self._id_conflicts: set[str] = set()
+        #: Per topic, the ZooKeeper config overrides last applied here (so each change applies once).
+        self._applied_configs: dict[str, dict[str, str]] = {}
 
     # ------------------------------------------------------------------ running
 
@@ -145,7 +147,12 @@ class ClusterNode:
                 log.info("no longer the controller")
             self.controller_epoch = None
             return False
-        return await self._write_states(plan(snap, self.controller_epoch, lambda t: self._unclean(snap, t))) > 0
+        wrote = await self._write_states(plan(snap, self.controller_epoch, lambda t: self._unclean(snap, t))) > 0
+        for name, exists in finished_deletions(snap):
+            await self.zk.finish_deletion(name, exists)
+            log.info("controller: topic %s deleted", name)
+            wrote = True
+        return wrote
 
     def _unclean(self, snap: ClusterSnapshot, topic: str) -> bool:
         """The topic's unclean.leader.election.enable, else the broker's (Kafka's default: false)."""
@@ -183,7 +190,9 @@ class ClusterNode:
             if not self.is_controller:
                 continue
             assert self.controller_epoch is not None
-            moves = rebalance(self.snapshot, self.controller_epoch, config.leader_imbalance_per_broker_percentage)
+            snap = self.snapshot
+            moves = rebalance(snap, self.controller_epoch, config.leader_imbalance_per_broker_percentage,
+                              skip=lambda topic: topic in snap.deleting)
             if not moves:
                 continue
             log.info("controller: leader imbalance, preferred-leader election for %d partition(s)", len(moves))
@@ -242,8 +251,13 @@ class ClusterNode:
 
     async def _apply(self, snap: ClusterSnapshot) -> None:
         for name, assignment in snap.topics.items():
-            await self._ensure_local_topic(assignment, snap.configs.get(name, {}))
+            if name in snap.deleting:
+                await self._delete_local_topic(assignment, snap.deleting[name])
+            else:
+                await self._ensure_local_topic(assignment, snap.configs.get(name, {}))
         for key, state in snap.states.items():
+            if key[0] in snap.deleting:
+                continue
             assignment = snap.topics.get(key[0])
             replicas = assignment.replicas.get(key[1], ()) if assignment else ()
             if self.node_id in replicas:
@@ -261,12 +275,47 @@ class ClusterNode:
                 log.error("topic %s has id %s here but %s in ZooKeeper: its local data is left as it is and "
                           "not served (delete or move the local directories to join)", assignment.name,
                           local.topic_id, assignment.topic_id)
+            elif local.topic_id == assignment.topic_id:
+                await self._apply_topic_changes(assignment, local.partitions, configs)
             return
         try:
             await self.broker.install_cluster_topic(assignment.name, assignment.topic_id,
                                                     len(assignment.replicas), configs)
+            self._applied_configs[assignment.name] = dict(configs)
         except TopicExistsError:
             pass  # created by a concurrent pass
+
+    async def _apply_topic_changes(self, assignment: TopicAssignment, local_partitions: int,
+                                   configs: Mapping[str, str]) -> None:
+        """CreatePartitions and config changes seen in ZooKeeper, made here too."""
+        name = assignment.name
+        try:
+            if len(assignment.replicas) > local_partitions:
+                await self.broker.create_partitions(name, len(assignment.replicas))
+            if self._applied_configs.get(name) != configs:
+                await self.broker.alter_topic_configs(name, lambda overrides, effective: dict(configs))
+                self._applied_configs[name] = dict(configs)
+        except (InvalidConfigError, InvalidPartitionsError, KafkaStorageError) as e:
+            log.error("topic %s: the change in ZooKeeper (/brokers/topics/%s, /config/topics/%s) cannot be "
+                      "applied here: %s", name, name, name, e)
+
+    async def _delete_local_topic(self, assignment: TopicAssignment, acked: set[int]) -> None:
+        """A topic queued for deletion: this replica's data goes (off the loop, broker.delete_topic),
+        then it says so under the marker; local data with another topic id is not the cluster's and stays."""
+        name = assignment.name
+        if self.node_id in acked or all(self.node_id not in rs for rs in assignment.replicas.values()):
+            return
+        local = self.broker.logs.topics.get(name)
+        if local is not None and local.topic_id == assignment.topic_id:
+            for index in range(local.partitions):
+                self.fetchers.stop_following((name, index))
+            try:
+                await self.broker.delete_topic(name)
+            except KafkaStorageError as e:
+                log.error("topic %s queued for deletion: its data here could not be deleted: %s", name, e)
+                return
+        self._applied_configs.pop(name, None)
+        await self.zk.ack_deletion(name, self.node_id)
 
     async def _apply_partition(self, p: Partition, state: PartitionState, replicas: tuple[int, ...],
                                snap: ClusterSnapshot) -> None:
@@ -399,11 +448,7 @@ class ClusterNode:
         this broker has the topic and every partition has a leader, as Kafka's CreateTopics does."""
         racks = {b.broker_id: b.rack for b in self.snapshot.brokers.values()}
         if assignments:
-            unknown = {r for rs in assignments.values() for r in rs} - set(racks)
-            if unknown or any(len(set(rs)) != len(rs) for rs in assignments.values()):
-                raise InvalidReplicaAssignmentError(
-                    f"Unknown broker(s) in replica assignment: {sorted(unknown)}" if unknown
-                    else "Duplicate brokers in a partition's replica assignment")
+            self._check_brokers(assignments.values())
             replicas = {p: tuple(rs) for p, rs in assignments.items()}
         else:
             replicas = assign_replicas(partitions, replication_factor, racks)
@@ -424,3 +469,88 @@ class ClusterNode:
             return False
         states = self.snapshot.states
         return all((name, p) in states and states[(name, p)].leader != NO_LEADER for p in range(partitions))
+
+    # ------------------------------------------------------------------ topic changes (as Kafka's AdminZkClient)
+
+    def has_topic(self, name: str) -> bool:
+        """A topic of the cluster (in ZooKeeper), as opposed to one kept on this broker only."""
+        return name in self.snapshot.topics
+
+    async def _until(self, done: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait (re-reading ZooKeeper at once) until ``done()`` holds after an applied snapshot."""
+        self.zk.changed.set()
+        with trio.move_on_after(timeout_s):
+            while not done():
+                await self.applied.wait()
+        return done()
+
+    async def delete_topic(self, name: str, timeout_s: float) -> bool:
+        """DeleteTopics: queue the topic in /admin/delete_topics; the controller and every replica do
+        the rest (see ``_delete_local_topic``, controller.finished_deletions). True once this broker
+        sees it gone (Kafka answers REQUEST_TIMED_OUT otherwise; the deletion still completes)."""
+        await self.zk.mark_for_deletion(name)
+        return await self._until(lambda: name not in self.snapshot.topics, timeout_s)
+
+    async def create_partitions(self, name: str, total: int, assignments: list[list[int]] | None,
+                                validate_only: bool, timeout_s: float) -> None:
+        """CreatePartitions: the new partitions' replicas added to /brokers/topics/<t> (conditionally);
+        the controller elects their leaders, every replica creates them. Kafka's errors as exceptions."""
+        assignment = self.snapshot.topics[name]
+        current = len(assignment.replicas)
+        if total == current:
+            raise InvalidPartitionsError(f"Topic already has {total} partition(s).")
+        if total < current:
+            raise InvalidPartitionsError(f"The topic {name} currently has {current} partition(s); {total} "
+                                         f"would not be an increase.")
+        if name in self.snapshot.deleting:
+            raise InvalidPartitionsError(f"The topic {name} is queued for deletion.")
+        factor = len(assignment.replicas[0])
+        if assignments is not None:
+            if len(assignments) != total - current:
+                raise InvalidReplicaAssignmentError(
+                    f"Attempted to add {total - current} additional partition(s), but only {len(assignments)} "
+                    f"assignment(s) were specified.")
+            self._check_brokers(assignments)
+            if any(len(a) != factor for a in assignments):
+                raise InvalidReplicaAssignmentError(
+                    f"The manual partition assignment includes a partition with {min(map(len, assignments))} "
+                    f"replica(s), but this is not consistent with previous partitions, which have {factor} replica(s).")
+            new = {current + i: tuple(a) for i, a in enumerate(assignments)}
+        else:
+            racks = {b.broker_id: b.rack for b in self.snapshot.brokers.values()}
+            new = assign_replicas(total - current, factor, racks, first_partition=current)
+        if validate_only:
+            return
+        try:
+            await self.zk.add_partitions(name, new, current)
+        except BadVersionError:
+            raise InvalidPartitionsError(f"The partitions of {name} changed meanwhile; try again.") from None
+        await self._until(lambda: self._topic_ready(name, total), timeout_s)
+
+    def _check_brokers(self, assignments: Any) -> None:
+        lists = list(assignments)
+        unknown = {r for rs in lists for r in rs} - set(self.snapshot.brokers)
+        if unknown or any(len(set(rs)) != len(rs) for rs in lists):
+            raise InvalidReplicaAssignmentError(
+                f"Unknown broker(s) in replica assignment: {sorted(unknown)}" if unknown
+                else "Duplicate brokers in a partition's replica assignment")
+
+    async def alter_topic_configs(self, name: str,
+                                  change: Callable[[dict[str, str | None], dict[str, str]], Mapping[str, str | None]],
+                                  validate_only: bool = False) -> None:
+        """(Incremental)AlterConfigs: ``change`` applied to the overrides in /config/topics/<t> and
+        validated as a local change is, written conditionally (with Kafka's change notification);
+        every broker applies it on seeing it. Returns once applied here (or after 10 s)."""
+        logs = self.broker.logs
+
+        def validated(current: dict[str, str]) -> dict[str, str]:
+            effective = logs.prepare_topic_configs(name, current).config.to_kafka_configs()
+            info = logs.prepare_topic_configs(name, change(dict(current), effective))
+            return {k: v for k, v in info.configs.items() if v is not None}
+
+        if validate_only:
+            validated(self.snapshot.configs.get(name, {}))
+            return
+        written: list[dict[str, str]] = []
+        await self.zk.change_topic_config(name, lambda current: written.append(validated(current)) or written[-1])
+        await self._until(lambda: self._applied_configs.get(name) == written[-1], 10)

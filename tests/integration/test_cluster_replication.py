@@ -135,19 +135,3 @@ def test_consumers_never_see_above_the_high_watermark(cluster: LocalCluster) -> 
     finally:
         for f in followers:
             cluster.resume(f)
-
-
-def test_topic_changes_not_carried_through_zookeeper_yet_are_refused_not_applied_locally(cluster: LocalCluster) -> None:
-    from kafka.admin import NewPartitions
-    from kafka.errors import InvalidRequestError
-    cluster.create_topic("fixed", partitions=1, replication=3)
-    admin = KafkaAdminClient(bootstrap_servers=cluster.brokers[1].bootstrap)
-    try:
-        with pytest.raises(InvalidRequestError):
-            admin.create_partitions({"fixed": NewPartitions(2)})
-        with pytest.raises(InvalidRequestError):
-            admin.delete_topics(["fixed"])
-    finally:
-        admin.close()
-    for broker_id in cluster.brokers:
-        assert len(cluster.metadata(broker_id, "fixed").topics[0].partitions) == 1  # type: ignore[attr-defined]
