@@ -44,6 +44,14 @@ def _float(text: str) -> float:
     return float(text.strip())
 
 
+def _replica_selector(text: str) -> str:
+    from .cluster.replica_selector import RACK_AWARE, SELECTORS
+    name = text.strip()
+    if name not in SELECTORS:
+        raise ValueError(f"expected {RACK_AWARE} (the one selector served) or nothing")
+    return name
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     key: str
@@ -54,7 +62,7 @@ class Setting:
 
     @property
     def type_name(self) -> str:
-        return {_bool: "boolean", _int: "integer", _str: "string", _float: "number"}[self.parse]
+        return {_bool: "boolean", _int: "integer", _str: "string", _float: "number", _replica_selector: "string"}[self.parse]
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -140,6 +148,9 @@ SETTINGS: tuple[Setting, ...] = (
             "imbalance.", 1),
     Setting("leader.imbalance.per.broker.percentage", _int, 10, "Percentage of a broker's preferred partitions "
             "that may be led by others before a preferred-leader election.", 0),
+    Setting("replica.selector.class", _replica_selector, "", "KIP-392: org.apache.kafka.common.replica."
+            "RackAwareReplicaSelector sends consumers with client.rack to an in-sync replica in their rack; "
+            "unset: consumers read from the leader."),
     Setting("controlled.shutdown.enable", _bool, True, "On SIGTERM/SIGINT, hand the partitions this broker leads to "
             "other in-sync replicas before exiting."),
     Setting("queued.max.request.bytes", _int, -1, "Bytes of received requests held in memory across all connections "

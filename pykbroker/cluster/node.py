@@ -431,6 +431,9 @@ class ClusterNode:
             return LeaderAndIsr(NO_LEADER, 0, replicas, [], offline)
         return LeaderAndIsr(state.leader, state.leader_epoch, replicas, list(state.isr), offline)
 
+    def racks(self) -> dict[int, str | None]:
+        return {b.broker_id: b.rack for b in self.snapshot.brokers.values()}
+
     def live_brokers(self) -> list[BrokerInfo]:
         brokers = dict(self.snapshot.brokers)
         brokers.setdefault(self.node_id, self.info)  # serving, if not registered yet

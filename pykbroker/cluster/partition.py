@@ -230,11 +230,12 @@ class Partition:
         if self.replication is not None and not self.replication.is_leader:
             raise NotLeaderError(f"{self.topic}-{self.index} is not led by this broker (leader: {self.leader_id})")
 
-    def check_leader_epoch(self, current: int) -> ErrorCode:
+    def check_leader_epoch(self, current: int, require_leader: bool = True) -> ErrorCode:
         """A request's current_leader_epoch against ours (KIP-320): the client knows a newer leader
         (UNKNOWN_LEADER_EPOCH) or an older one (FENCED_LEADER_EPOCH); -1 skips the check. In a
-        cluster, a replica that does not lead answers NOT_LEADER_OR_FOLLOWER."""
-        if not self.is_leader:
+        cluster, a replica that does not lead answers NOT_LEADER_OR_FOLLOWER, unless
+        ``require_leader`` is False (KIP-392 consumer fetches) and it follows a known leader."""
+        if not self.is_leader and (require_leader or self.leader_id < 0):
             return ErrorCode.NOT_LEADER_OR_FOLLOWER
         if current > self.leader_epoch:
             return ErrorCode.UNKNOWN_LEADER_EPOCH

@@ -169,6 +169,7 @@ def _isolated_old_leader(cluster: LocalCluster) -> None:
         new = wait_for("a new leader", lambda: (s := cluster.partition_state(followers[0], "iso"))[0] in followers
                        and s[0], 30)
         assert isinstance(new, int)
+        wait_for("the new leader to know it", lambda: cluster.partition_state(new, "iso")[0] == new)
         assert wire_produce(cluster.brokers[new].bootstrap, "iso", -1, [b"new-leader"]) == (ErrorCode.NONE, 1)
     finally:
         cluster.resume(old)
