@@ -76,3 +76,36 @@ def test_rebalance_only_above_the_imbalance_threshold() -> None:
     assert moves == {("t", 0): PartitionState(1, 2, (1, 2, 3), 2, 1)}
     assert rebalance(cluster([1, 2, 3], parts), 2, 20) == {}
     assert rebalance(cluster([2, 3], parts), 2, 10) == {}  # preferred not live
+
+
+def test_a_topic_queued_for_deletion_gets_no_election_and_completes_once_every_replica_deleted() -> None:
+    from pykbroker.cluster.controller import finished_deletions
+    snap = cluster([2, 3], {0: ((1, 2, 3), PartitionState(1, 5, (1, 2, 3), 1, 7))})
+    snap.deleting["t"] = {2, 3}
+    assert plan(snap, 2) == []  # leader 1 is gone, but the topic is being deleted
+    assert elect(snap, [("t", 0)], UNCLEAN, 2)[("t", 0)].error == ErrorCode.INVALID_TOPIC_EXCEPTION
+    assert finished_deletions(snap) == []  # replica 1 (offline) has not deleted its data yet
+    snap.deleting["t"].add(1)
+    assert finished_deletions(snap) == [("t", True)]
+    del snap.topics["t"]
+    assert finished_deletions(snap) == [("t", False)]  # a marker left by a controller that died mid-way
+
+
+def test_rack_aware_selector_picks_the_most_caught_up_in_sync_replica_of_the_consumers_rack() -> None:
+    from types import SimpleNamespace
+
+    from pykbroker.cluster.replica_selector import preferred_read_replica
+    from pykbroker.cluster.replication import FollowerState, Replication
+    r = Replication(1)
+    r.is_leader = True
+    r.followers = {2: FollowerState(log_end_offset=10), 3: FollowerState(log_end_offset=12),
+                   4: FollowerState(log_end_offset=50)}
+    p = SimpleNamespace(replication=r, node_id=1, isr=[1, 2, 3])
+    racks = {1: "a", 2: "b", 3: "b", 4: "b", 5: "c"}
+    assert preferred_read_replica(p, "b", 5, racks) == 3  # 4 is further ahead but out of the ISR
+    assert preferred_read_replica(p, "b", 11, racks) == 3
+    assert preferred_read_replica(p, "b", 13, racks) == -1  # nobody in rack b has the offset: the leader
+    assert preferred_read_replica(p, "a", 5, racks) == -1  # the leader is in the consumer's rack
+    assert preferred_read_replica(p, "c", 5, racks) == -1 and preferred_read_replica(p, "", 5, racks) == -1
+    r.is_leader = False
+    assert preferred_read_replica(p, "b", 5, racks) == -1  # only a leader redirects
