@@ -154,6 +154,7 @@ def test_an_isolated_old_leader_cannot_acknowledge_and_truncates_its_unreplicate
 def _isolated_old_leader(cluster: LocalCluster) -> None:
     cluster.create_topic("iso", partitions=1, replication=3)
     old, epoch, _ = cluster.partition_state(1, "iso")
+    wait_for("the leader to have the topic", lambda: cluster.partition_state(old, "iso")[0] == old)
     followers = [i for i in cluster.brokers if i != old]
     assert wire_produce(cluster.brokers[old].bootstrap, "iso", -1, [b"committed"]) == (ErrorCode.NONE, 0)
     for f in followers:  # the followers pause, so that the next record reaches the leader only
