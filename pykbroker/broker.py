@@ -412,13 +412,6 @@ class Broker:
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get(topic, index)
 
-    def not_in_cluster_yet(self, topic: str, what: str) -> str | None:
-        """Topic changes not yet carried through ZooKeeper are refused in a cluster (INVALID_REQUEST
-        with this message) rather than applied on one broker only."""
-        if self.cluster is None or topic in INTERNAL_TOPICS:
-            return None
-        return f"{what} is not yet supported in cluster mode (zookeeper.connect is set)"
-
     def live_brokers(self) -> list[BrokerInfo]:
         """What Metadata lists: every registered broker in a cluster, else this one."""
         if self.cluster is not None:

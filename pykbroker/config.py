@@ -44,6 +44,14 @@ def _float(text: str) -> float:
     return float(text.strip())
 
 
+def _replica_selector(text: str) -> str:
+    from .cluster.replica_selector import RACK_AWARE, SELECTORS
+    name = text.strip()
+    if name not in SELECTORS:
+        raise ValueError(f"expected {RACK_AWARE} (the one selector served) or nothing")
+    return name
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     key: str
@@ -54,7 +62,7 @@ class Setting:
 
     @property
     def type_name(self) -> str:
-        return {_bool: "boolean", _int: "integer", _str: "string", _float: "number"}[self.parse]
+        return {_bool: "boolean", _int: "integer", _str: "string", _float: "number", _replica_selector: "string"}[self.parse]
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -135,6 +143,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("replica.high.watermark.checkpoint.interval.ms", _int, 5000, "How often the high watermarks are written "
             "to the log dir's replication-offset-checkpoint (read at start-up).", 1),
     Setting("replica.fetch.max.bytes", _int, 1048576, "Bytes a follower asks for per partition and fetch.", 1),
+    Setting("auto.leader.rebalance.enable", _bool, True, "The controller moves leaderships back to each partition's "
+            "preferred (first) replica when a broker's share of partitions led elsewhere exceeds "
+            "leader.imbalance.per.broker.percentage."),
+    Setting("leader.imbalance.check.interval.seconds", _int, 300, "How often the controller checks the leader "
+            "imbalance.", 1),
+    Setting("leader.imbalance.per.broker.percentage", _int, 10, "Percentage of a broker's preferred partitions "
+            "that may be led by others before a preferred-leader election.", 0),
+    Setting("replica.selector.class", _replica_selector, "", "KIP-392: org.apache.kafka.common.replica."
+            "RackAwareReplicaSelector sends consumers with client.rack to an in-sync replica in their rack; "
+            "unset: consumers read from the leader."),
     Setting("controlled.shutdown.enable", _bool, True, "On SIGTERM/SIGINT, hand the partitions this broker leads to "
             "other in-sync replicas before exiting."),
     Setting("queued.max.request.bytes", _int, -1, "Bytes of received requests held in memory across all connections "

@@ -6,6 +6,8 @@
     /brokers/topics/<topic>                        {"version":3,"topic_id":"<uuid>","partitions":{"0":[1,2,3]},..}
     /brokers/topics/<topic>/partitions/<p>/state   {"version":1,"leader":..,"leader_epoch":..,"isr":[..],"controller_epoch":..}
     /config/topics/<topic>                         {"version":1,"config":{..}}
+    /config/changes/config_change_<seq>            {"version":2,"entity_path":"topics/<topic>"}
+    /admin/delete_topics/<topic>[/<broker id>]     (empty; a child per replica that deleted its data)
 
 Parsing never raises on a foreign or damaged node: ``None`` comes back and the caller logs the path.
 """
@@ -151,6 +153,8 @@ class ClusterSnapshot:
     topics: dict[str, TopicAssignment] = field(default_factory=dict)
     configs: dict[str, dict[str, str]] = field(default_factory=dict)
     states: dict[tuple[str, int], PartitionState] = field(default_factory=dict)
+    #: Topics queued for deletion (/admin/delete_topics/<t>), with the replicas that have deleted them.
+    deleting: dict[str, set[int]] = field(default_factory=dict)
 
 
 def _load(data: bytes | None) -> dict[str, Any] | None:

@@ -21,23 +21,25 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import trio
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
-from ..log.errors import StartupError, TopicExistsError
+from ..log.errors import InvalidConfigError, InvalidPartitionsError, KafkaStorageError, StartupError, TopicExistsError
 from ..log.manager import new_topic_id
 from ..log.segment import now_ms
+from ..protocol.errors import ErrorCode
 from .assignment import InvalidReplicaAssignmentError, assign_replicas
-from .controller import plan
+from .controller import StateWrite, finished_deletions, plan
+from .elections import Election, TopicPartition, elect, rebalance
 from .model import NO_LEADER, BrokerInfo, ClusterSnapshot, PartitionState, TopicAssignment
 from .partition import Partition
 from .partition_manager import LeaderAndIsr
 from .replica_fetcher import FetcherManager
 from .roles import become_follower, become_leader, update_isr
-from .zk import NodeExistsError, ZkClient
+from .zk import BadVersionError, NodeExistsError, ZkClient
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -48,6 +50,7 @@ SYNC_INTERVAL_S = 2.0
 ZK_RETRY_S = 0.5
 STOP_TIMEOUT_S = 5
 ZK_ERRORS = (KazooException, KazooTimeoutError, ConnectionError)
+UNCLEAN_KEY = "unclean.leader.election.enable"
 
 
 class ClusterNode:
@@ -68,6 +71,8 @@ class ClusterNode:
         #: Set (and replaced) after every applied snapshot: CreateTopics waits on it.
         self.applied = trio.Event()
         self._id_conflicts: set[str] = set()
+        #: Per topic, the ZooKeeper config overrides last applied here (so each change applies once).
+        self._applied_configs: dict[str, dict[str, str]] = {}
 
     # ------------------------------------------------------------------ running
 
@@ -84,6 +89,7 @@ class ClusterNode:
                 nursery.start_soon(self._sync_loop)
                 nursery.start_soon(self._isr_loop)
                 nursery.start_soon(self._hw_checkpoint_loop)
+                nursery.start_soon(self._rebalance_loop)
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(STOP_TIMEOUT_S):
@@ -144,24 +150,117 @@ class ClusterNode:
                 log.info("no longer the controller")
             self.controller_epoch = None
             return False
-        wrote = False
-        for w in plan(snap, self.controller_epoch):
+        wrote = await self._write_states(plan(snap, self.controller_epoch, lambda t: self._unclean(snap, t))) > 0
+        for name, exists in finished_deletions(snap):
+            await self.zk.finish_deletion(name, exists)
+            log.info("controller: topic %s deleted", name)
+            wrote = True
+        return wrote
+
+    def _unclean(self, snap: ClusterSnapshot, topic: str) -> bool:
+        """The topic's unclean.leader.election.enable, else the broker's (Kafka's default: false)."""
+        value = snap.configs.get(topic, {}).get(UNCLEAN_KEY) or self.broker.config.log_config.other.get(UNCLEAN_KEY)
+        return str(value).strip().lower() == "true"
+
+    async def _write_states(self, writes: list[StateWrite]) -> int:
+        """The controller's writes, each conditional (or a create); returns how many took."""
+        written = 0
+        for w in writes:
             if w.create:
                 ok = await self.zk.create_state(w.topic, w.partition, w.state)
             else:
                 ok = await self.zk.update_state(w.topic, w.partition, w.state) is not None
-            wrote = wrote or ok
             if ok:
+                written += 1
                 log.info("controller: %s-%d leader %d epoch %d ISR %s", w.topic, w.partition, w.state.leader,
                          w.state.leader_epoch, list(w.state.isr))
-        return wrote
+        return written
+
+    @property
+    def is_controller(self) -> bool:
+        return self.controller_epoch is not None and self.snapshot.controller_id == self.node_id
+
+    # ------------------------------------------------------------------ preferred leaders
+
+    async def _rebalance_loop(self) -> None:
+        """auto.leader.rebalance.enable: every leader.imbalance.check.interval.seconds the controller
+        moves leaderships back to preferred replicas where a broker's imbalance is over the threshold."""
+        config = self.broker.config
+        if not config.auto_leader_rebalance_enable:
+            return
+        while True:
+            await trio.sleep(config.leader_imbalance_check_interval_seconds)
+            if not self.is_controller:
+                continue
+            assert self.controller_epoch is not None
+            snap = self.snapshot
+            moves = rebalance(snap, self.controller_epoch, config.leader_imbalance_per_broker_percentage,
+                              skip=lambda topic: topic in snap.deleting)
+            if not moves:
+                continue
+            log.info("controller: leader imbalance, preferred-leader election for %d partition(s)", len(moves))
+            try:
+                if await self._write_states([StateWrite(t, p, s, False) for (t, p), s in sorted(moves.items())]):
+                    self.zk.changed.set()
+            except ZK_ERRORS as e:
+                log.warning("preferred-leader election not written: %r", e)
+
+    async def elect_leaders(self, partitions: list[TopicPartition] | None, election_type: int,
+                            timeout_s: float) -> dict[TopicPartition, Election]:
+        """ElectLeaders, answered by the controller (clients send it there, as to Kafka's; another
+        broker answers NOT_CONTROLLER like Kafka's ZooKeeper-mode controller).
+
+        The controller writes the new states itself, conditionally on the versions it decided from,
+        rather than queueing the request in /admin/preferred_replica_election: its decisions are
+        already made from the snapshot and applied by conditional writes (cluster/controller.py), so
+        this is the same path with nothing new for brokers to watch, and the answer says what was
+        actually written. A write that lost to a concurrent change is decided again on a fresh
+        snapshot; then, like Kafka's DelayedElectLeader, we wait (up to ``timeout_s``) until this
+        broker sees each new leader (REQUEST_TIMED_OUT for those it does not)."""
+        if not self.is_controller:
+            return {tp: Election(None, ErrorCode.NOT_CONTROLLER) for tp in partitions or ()}
+        if partitions is None:
+            partitions = sorted(self.snapshot.states)
+        results: dict[TopicPartition, Election] = {}
+        pending = list(partitions)
+        with trio.move_on_after(timeout_s):
+            try:
+                while pending:
+                    assert self.controller_epoch is not None
+                    lost = []
+                    for tp, e in elect(self.snapshot, pending, election_type, self.controller_epoch).items():
+                        if e.state is not None and await self.zk.update_state(tp[0], tp[1], e.state) is None:
+                            lost.append(tp)
+                        else:
+                            results[tp] = e
+                    pending = lost
+                    self.zk.changed.set()
+                    if pending:
+                        await self.applied.wait()  # decide those again on a fresh snapshot
+                while not all(self._sees(tp, e) for tp, e in results.items()):
+                    await self.applied.wait()
+            except ZK_ERRORS as e:
+                log.warning("ElectLeaders: %r", e)
+        timed_out = Election(None, ErrorCode.REQUEST_TIMED_OUT, "Leader election timed out")
+        return {tp: results[tp] if tp in results and self._sees(tp, results[tp]) else timed_out
+                for tp in partitions}
+
+    def _sees(self, tp: TopicPartition, e: Election) -> bool:
+        current = self.snapshot.states.get(tp)
+        return e.state is None or (current is not None and current.leader == e.state.leader
+                                   and current.leader_epoch >= e.state.leader_epoch)
 
     # ------------------------------------------------------------------ applying the state
 
     async def _apply(self, snap: ClusterSnapshot) -> None:
         for name, assignment in snap.topics.items():
-            await self._ensure_local_topic(assignment, snap.configs.get(name, {}))
+            if name in snap.deleting:
+                await self._delete_local_topic(assignment, snap.deleting[name])
+            else:
+                await self._ensure_local_topic(assignment, snap.configs.get(name, {}))
         for key, state in snap.states.items():
+            if key[0] in snap.deleting:
+                continue
             assignment = snap.topics.get(key[0])
             replicas = assignment.replicas.get(key[1], ()) if assignment else ()
             if self.node_id in replicas:
@@ -179,12 +278,47 @@ class ClusterNode:
                 log.error("topic %s has id %s here but %s in ZooKeeper: its local data is left as it is and "
                           "not served (delete or move the local directories to join)", assignment.name,
                           local.topic_id, assignment.topic_id)
+            elif local.topic_id == assignment.topic_id:
+                await self._apply_topic_changes(assignment, local.partitions, configs)
             return
         try:
             await self.broker.install_cluster_topic(assignment.name, assignment.topic_id,
                                                     len(assignment.replicas), configs)
+            self._applied_configs[assignment.name] = dict(configs)
         except TopicExistsError:
             pass  # created by a concurrent pass
+
+    async def _apply_topic_changes(self, assignment: TopicAssignment, local_partitions: int,
+                                   configs: Mapping[str, str]) -> None:
+        """CreatePartitions and config changes seen in ZooKeeper, made here too."""
+        name = assignment.name
+        try:
+            if len(assignment.replicas) > local_partitions:
+                await self.broker.create_partitions(name, len(assignment.replicas))
+            if self._applied_configs.get(name) != configs:
+                await self.broker.alter_topic_configs(name, lambda overrides, effective: dict(configs))
+                self._applied_configs[name] = dict(configs)
+        except (InvalidConfigError, InvalidPartitionsError, KafkaStorageError) as e:
+            log.error("topic %s: the change in ZooKeeper (/brokers/topics/%s, /config/topics/%s) cannot be "
+                      "applied here: %s", name, name, name, e)
+
+    async def _delete_local_topic(self, assignment: TopicAssignment, acked: set[int]) -> None:
+        """A topic queued for deletion: this replica's data goes (off the loop, broker.delete_topic),
+        then it says so under the marker; local data with another topic id is not the cluster's and stays."""
+        name = assignment.name
+        if self.node_id in acked or all(self.node_id not in rs for rs in assignment.replicas.values()):
+            return
+        local = self.broker.logs.topics.get(name)
+        if local is not None and local.topic_id == assignment.topic_id:
+            for index in range(local.partitions):
+                self.fetchers.stop_following((name, index))
+            try:
+                await self.broker.delete_topic(name)
+            except KafkaStorageError as e:
+                log.error("topic %s queued for deletion: its data here could not be deleted: %s", name, e)
+                return
+        self._applied_configs.pop(name, None)
+        await self.zk.ack_deletion(name, self.node_id)
 
     async def _apply_partition(self, p: Partition, state: PartitionState, replicas: tuple[int, ...],
                                snap: ClusterSnapshot) -> None:
@@ -306,6 +440,9 @@ class ClusterNode:
             return LeaderAndIsr(NO_LEADER, 0, replicas, [], offline)
         return LeaderAndIsr(state.leader, state.leader_epoch, replicas, list(state.isr), offline)
 
+    def racks(self) -> dict[int, str | None]:
+        return {b.broker_id: b.rack for b in self.snapshot.brokers.values()}
+
     def live_brokers(self) -> list[BrokerInfo]:
         brokers = dict(self.snapshot.brokers)
         brokers.setdefault(self.node_id, self.info)  # serving, if not registered yet
@@ -323,11 +460,7 @@ class ClusterNode:
         this broker has the topic and every partition has a leader, as Kafka's CreateTopics does."""
         racks = {b.broker_id: b.rack for b in self.snapshot.brokers.values()}
         if assignments:
-            unknown = {r for rs in assignments.values() for r in rs} - set(racks)
-            if unknown or any(len(set(rs)) != len(rs) for rs in assignments.values()):
-                raise InvalidReplicaAssignmentError(
-                    f"Unknown broker(s) in replica assignment: {sorted(unknown)}" if unknown
-                    else "Duplicate brokers in a partition's replica assignment")
+            self._check_brokers(assignments.values())
             replicas = {p: tuple(rs) for p, rs in assignments.items()}
         else:
             replicas = assign_replicas(partitions, replication_factor, racks)
@@ -348,3 +481,88 @@ class ClusterNode:
             return False
         states = self.snapshot.states
         return all((name, p) in states and states[(name, p)].leader != NO_LEADER for p in range(partitions))
+
+    # ------------------------------------------------------------------ topic changes (as Kafka's AdminZkClient)
+
+    def has_topic(self, name: str) -> bool:
+        """A topic of the cluster (in ZooKeeper), as opposed to one kept on this broker only."""
+        return name in self.snapshot.topics
+
+    async def _until(self, done: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait (re-reading ZooKeeper at once) until ``done()`` holds after an applied snapshot."""
+        self.zk.changed.set()
+        with trio.move_on_after(timeout_s):
+            while not done():
+                await self.applied.wait()
+        return done()
+
+    async def delete_topic(self, name: str, timeout_s: float) -> bool:
+        """DeleteTopics: queue the topic in /admin/delete_topics; the controller and every replica do
+        the rest (see ``_delete_local_topic``, controller.finished_deletions). True once this broker
+        sees it gone (Kafka answers REQUEST_TIMED_OUT otherwise; the deletion still completes)."""
+        await self.zk.mark_for_deletion(name)
+        return await self._until(lambda: name not in self.snapshot.topics, timeout_s)
+
+    async def create_partitions(self, name: str, total: int, assignments: list[list[int]] | None,
+                                validate_only: bool, timeout_s: float) -> None:
+        """CreatePartitions: the new partitions' replicas added to /brokers/topics/<t> (conditionally);
+        the controller elects their leaders, every replica creates them. Kafka's errors as exceptions."""
+        assignment = self.snapshot.topics[name]
+        current = len(assignment.replicas)
+        if total == current:
+            raise InvalidPartitionsError(f"Topic already has {total} partition(s).")
+        if total < current:
+            raise InvalidPartitionsError(f"The topic {name} currently has {current} partition(s); {total} "
+                                         f"would not be an increase.")
+        if name in self.snapshot.deleting:
+            raise InvalidPartitionsError(f"The topic {name} is queued for deletion.")
+        factor = len(assignment.replicas[0])
+        if assignments is not None:
+            if len(assignments) != total - current:
+                raise InvalidReplicaAssignmentError(
+                    f"Attempted to add {total - current} additional partition(s), but only {len(assignments)} "
+                    f"assignment(s) were specified.")
+            self._check_brokers(assignments)
+            if any(len(a) != factor for a in assignments):
+                raise InvalidReplicaAssignmentError(
+                    f"The manual partition assignment includes a partition with {min(map(len, assignments))} "
+                    f"replica(s), but this is not consistent with previous partitions, which have {factor} replica(s).")
+            new = {current + i: tuple(a) for i, a in enumerate(assignments)}
+        else:
+            racks = {b.broker_id: b.rack for b in self.snapshot.brokers.values()}
+            new = assign_replicas(total - current, factor, racks, first_partition=current)
+        if validate_only:
+            return
+        try:
+            await self.zk.add_partitions(name, new, current)
+        except BadVersionError:
+            raise InvalidPartitionsError(f"The partitions of {name} changed meanwhile; try again.") from None
+        await self._until(lambda: self._topic_ready(name, total), timeout_s)
+
+    def _check_brokers(self, assignments: Any) -> None:
+        lists = list(assignments)
+        unknown = {r for rs in lists for r in rs} - set(self.snapshot.brokers)
+        if unknown or any(len(set(rs)) != len(rs) for rs in lists):
+            raise InvalidReplicaAssignmentError(
+                f"Unknown broker(s) in replica assignment: {sorted(unknown)}" if unknown
+                else "Duplicate brokers in a partition's replica assignment")
+
+    async def alter_topic_configs(self, name: str,
+                                  change: Callable[[dict[str, str | None], dict[str, str]], Mapping[str, str | None]],
+                                  validate_only: bool = False) -> None:
+        """(Incremental)AlterConfigs: ``change`` applied to the overrides in /config/topics/<t> and
+        validated as a local change is, written conditionally (with Kafka's change notification);
+        every broker applies it on seeing it. Returns once applied here (or after 10 s)."""
+        logs = self.broker.logs
+
+        def validated(current: dict[str, str]) -> dict[str, str]:
+            effective = logs.prepare_topic_configs(name, current).config.to_kafka_configs()
+            info = logs.prepare_topic_configs(name, change(dict(current), effective))
+            return {k: v for k, v in info.configs.items() if v is not None}
+
+        if validate_only:
+            validated(self.snapshot.configs.get(name, {}))
+            return
+        written: list[dict[str, str]] = []
+        await self.zk.change_topic_config(name, lambda current: written.append(validated(current)) or written[-1])
+        await self._until(lambda: self._applied_configs.get(name) == written[-1], 10)

@@ -27,6 +27,7 @@ import trio
 
 from ..log.errors import KafkaStorageError, NotLeaderError
 from ..log.partition_log import AppendInfo, PartitionLog, ReadResult
+from ..log.segment import LogSegment
 from ..log.producer_state import (
     ActiveProducer, BatchMeta, ProducerStateManager, delete_snapshots_before, write_snapshot_file,
 )
@@ -74,7 +75,7 @@ class Partition:
         self._spawn = spawn
         self._waiters: set[trio.Event] = set()
         self._io_lock = trio.Lock()
-        self._writeback_running = False  # one paced writeback at a time (_maybe_start_writeback)
+        self._advising = False  # one writeback/preallocation call at a time (_maybe_advise_kernel)
         self._write_lock = trio.Lock()
         self._flushed_offset = plog.recovery_point
         self._closed = False
@@ -195,10 +196,16 @@ class Partition:
         if base is None:
             return
         try:
-            segment = await trio.to_thread.run_sync(self.log.new_segment, base)
+            segment = await trio.to_thread.run_sync(self._new_segment, base)
         except OSError as e:
             raise KafkaStorageError(f"creating the next segment of {self.log.directory} failed: {e}") from e
         self.log.offer_prepared(segment)
+
+    def _new_segment(self, base: int) -> LogSegment:
+        """Worker thread: the next segment's files, with its first blocks allocated ahead."""
+        segment = self.log.new_segment(base)
+        segment.preallocate()
+        return segment
 
     def append_internal(self, records: bytes) -> AppendInfo:
         """The broker's own records (coordinators): no client checks, no wait for a flush."""
@@ -233,11 +240,12 @@ class Partition:
         if self.replication is not None and not self.replication.is_leader:
             raise NotLeaderError(f"{self.topic}-{self.index} is not led by this broker (leader: {self.leader_id})")
 
-    def check_leader_epoch(self, current: int) -> ErrorCode:
+    def check_leader_epoch(self, current: int, require_leader: bool = True) -> ErrorCode:
         """A request's current_leader_epoch against ours (KIP-320): the client knows a newer leader
         (UNKNOWN_LEADER_EPOCH) or an older one (FENCED_LEADER_EPOCH); -1 skips the check. In a
-        cluster, a replica that does not lead answers NOT_LEADER_OR_FOLLOWER."""
-        if not self.is_leader:
+        cluster, a replica that does not lead answers NOT_LEADER_OR_FOLLOWER, unless
+        ``require_leader`` is False (KIP-392 consumer fetches) and it follows a known leader."""
+        if not self.is_leader and (require_leader or self.leader_id < 0):
             return ErrorCode.NOT_LEADER_OR_FOLLOWER
         if current > self.leader_epoch:
             return ErrorCode.UNKNOWN_LEADER_EPOCH
@@ -288,7 +296,7 @@ class Partition:
     async def _after_append(self, info: AppendInfo) -> None:
         if self.log.has_rolled_segments:
             self._background(self._flush_rolled)
-        self._maybe_start_writeback()
+        self._maybe_advise_kernel()
         if self.log.flush_requested:
             await self.flush(upto=info.last_offset + 1)
 
@@ -323,22 +331,34 @@ class Partition:
         if self.log.flush_due():
             await self.flush()
 
-    def _maybe_start_writeback(self) -> None:
-        """Every WRITEBACK_BYTES appended, start the kernel writing them out (log/writeback.py), so
-        that a roll's fsync is not one burst of a whole segment. Only where the log fsyncs at all."""
+    def _maybe_advise_kernel(self) -> None:
+        """Keep the kernel ahead of the active segment (log/writeback.py): every WRITEBACK_BYTES
+        appended, start writing them out, so that a roll's fsync is not one burst of a whole segment
+        (only where the log fsyncs at all); and keep blocks allocated past its end, so that an append
+        on the event loop writes into them instead of reserving blocks itself. One call at a time,
+        in a worker thread."""
         seg = self.log.active_segment
-        if (self._writeback_running or self._spawn is None or not self.log.fsync
-                or seg.writeback_pending() < WRITEBACK_BYTES):
+        if self._advising or self._spawn is None:
             return
-        self._writeback_running = True
+        writeback = self.log.fsync and seg.writeback_pending() >= WRITEBACK_BYTES
+        allocate = seg.preallocation_due()
+        if not (writeback or allocate):
+            return
+        self._advising = True
 
-        async def writeback() -> None:
+        def advise() -> None:
+            if writeback:
+                seg.start_writeback()
+            if allocate:
+                seg.preallocate()
+
+        async def run() -> None:
             try:
-                await trio.to_thread.run_sync(seg.start_writeback)
+                await trio.to_thread.run_sync(advise)
             finally:
-                self._writeback_running = False
+                self._advising = False
 
-        self._spawn(writeback)
+        self._spawn(run)
 
     def _background(self, fn: Callable[[], Any]) -> None:
         if self._spawn is not None:

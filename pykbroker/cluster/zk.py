@@ -11,6 +11,7 @@ created at start if missing (Kafka does the same).
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Callable
 
@@ -26,7 +27,7 @@ from .model import (
 log = logging.getLogger("pykbroker.zk")
 
 #: The persistent paths Kafka creates at start (KafkaZkClient.createTopLevelPaths).
-TOP_LEVEL = ("/brokers/ids", "/brokers/topics", "/config/topics")
+TOP_LEVEL = ("/brokers/ids", "/brokers/topics", "/config/topics", "/config/changes", "/admin/delete_topics")
 
 #: kazoo's exceptions the callers handle by name.
 __all__ = ["ZkClient", "BadVersionError", "NodeExistsError", "NoNodeError", "split_connect"]
@@ -185,6 +186,70 @@ class ZkClient:
                 return None
         return await _off_loop(update)
 
+    # ------------------------------------------------------------------ topic changes (cluster/topic_admin.py)
+
+    async def add_partitions(self, name: str, new: dict[int, tuple[int, ...]], current: int) -> None:
+        """AdminZkClient.addPartitions: the topic node with ``new`` added, conditional on its version
+        and on it still having ``current`` partitions (BadVersionError otherwise)."""
+        def add() -> None:
+            data, stat = self._kazoo.get(self._p(f"/brokers/topics/{name}"))
+            assignment = TopicAssignment.from_json(name, data)
+            if assignment is None:
+                raise ValueError(f"ZooKeeper node /brokers/topics/{name} holds {data[:200]!r}, not a topic assignment")
+            if len(assignment.replicas) != current:
+                raise BadVersionError()
+            merged = TopicAssignment(name, assignment.topic_id, {**assignment.replicas, **new})
+            self._kazoo.set(self._p(f"/brokers/topics/{name}"), merged.to_json(), version=stat.version)
+        await _off_loop(add)
+
+    async def change_topic_config(self, name: str, change: Callable[[dict[str, str]], dict[str, str]]) -> None:
+        """AdminZkClient.changeTopicConfig: /config/topics/<t> rewritten (conditionally, ``change``
+        evaluated again if another write came first), then Kafka's change notification
+        /config/changes/config_change_<seq> (brokers here watch the config node itself)."""
+        def write() -> None:
+            path = self._p(f"/config/topics/{name}")
+            while True:
+                data, stat = self._kazoo.get(path)
+                try:
+                    self._kazoo.set(path, topic_config_json(change(parse_topic_config(data))), version=stat.version)
+                    break
+                except BadVersionError:
+                    continue
+            self._kazoo.create(self._p("/config/changes/config_change_"),
+                               json.dumps({"version": 2, "entity_path": f"topics/{name}"}).encode(), sequence=True)
+        await _off_loop(write)
+
+    async def mark_for_deletion(self, name: str) -> None:
+        """DeleteTopics as AdminZkClient.deleteTopic: /admin/delete_topics/<t>; the controller does the rest."""
+        def mark() -> None:
+            try:
+                self._kazoo.create(self._p(f"/admin/delete_topics/{name}"), b"")
+            except NodeExistsError:
+                pass  # already queued
+        await _off_loop(mark)
+
+    async def ack_deletion(self, name: str, broker_id: int) -> None:
+        """A replica's "deleted here" (Kafka's StopReplica(delete=true) response), under the topic's marker."""
+        def ack() -> None:
+            try:
+                self._kazoo.create(self._p(f"/admin/delete_topics/{name}/{broker_id}"), b"")
+            except (NodeExistsError, NoNodeError):
+                pass  # acknowledged already, or the deletion is complete
+        await _off_loop(ack)
+
+    async def finish_deletion(self, name: str, assignment_exists: bool) -> None:
+        """The controller, once every replica acknowledged: the topic's nodes, then its marker (a
+        controller dying in between leaves a marker without a topic, removed by the next one)."""
+        def finish() -> None:
+            if assignment_exists:
+                self._kazoo.delete(self._p(f"/brokers/topics/{name}"), recursive=True)
+                try:
+                    self._kazoo.delete(self._p(f"/config/topics/{name}"))
+                except NoNodeError:
+                    pass
+            self._kazoo.delete(self._p(f"/admin/delete_topics/{name}"), recursive=True)
+        await _off_loop(finish)
+
     # ------------------------------------------------------------------ producer ids
 
     async def allocate_producer_ids(self, broker_id: int, block_size: int) -> int:
@@ -226,6 +291,8 @@ class ZkClient:
         broker_reads = {int(i): zk.get_async(p(f"/brokers/ids/{i}")) for i in ids if i.isdigit()}
         topic_reads = {t: zk.get_async(p(f"/brokers/topics/{t}"), watch=w) for t in topics}
         config_reads = {t: zk.get_async(p(f"/config/topics/{t}"), watch=w) for t in topics}
+        deleting = zk.get_children(p("/admin/delete_topics"), watch=w)
+        acks = {t: zk.get_children_async(p(f"/admin/delete_topics/{t}"), watch=w) for t in deleting}
         controller = zk.exists_async(p("/controller"), watch=w)
         controller_data = zk.get_async(p("/controller"))
         epoch = zk.get_async(p("/controller_epoch"))
@@ -257,6 +324,11 @@ class ZkClient:
                 snap.states[key] = state
         for r in missing:
             r.get()
+        for t, r in acks.items():
+            try:
+                snap.deleting[t] = {int(i) for i in r.get() if i.isdigit()}
+            except NoNodeError:
+                pass
         return snap
 
 

@@ -7,6 +7,7 @@ from functools import partial
 
 from typing import TYPE_CHECKING, Any
 
+from ..cluster.assignment import AssignmentError, InvalidReplicaAssignmentError
 from ..config import LOG_KEYS, SETTINGS, kafka_broker_configs
 from ..log.config import kafka_topic_configs, topic_config_synonyms
 from ..log.errors import (
@@ -53,8 +54,8 @@ async def create_partitions(broker: "Broker", ctx: RequestContext, req: Msg) -> 
         topic = broker.topic(t.name)
         if topic is None:
             code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {t.name} does not exist"
-        elif refused := broker.not_in_cluster_yet(t.name, "CreatePartitions"):
-            code, message = ErrorCode.INVALID_REQUEST, refused
+        elif broker.cluster is not None and broker.cluster.has_topic(t.name):
+            code, message = await _create_partitions_in_cluster(broker, t, req)
         elif (message := assignment_error(t.assignments, t.count - topic.partitions, broker.node_id)) is not None:
             code = ErrorCode.INVALID_REPLICA_ASSIGNMENT
         else:
@@ -68,6 +69,23 @@ async def create_partitions(broker: "Broker", ctx: RequestContext, req: Msg) -> 
                 code, message = ErrorCode.KAFKA_STORAGE_ERROR, str(e)
         results.append({"name": t.name, "error_code": code, "error_message": message})
     return Msg(throttle_time_ms=0, results=results)
+
+
+async def _create_partitions_in_cluster(broker: "Broker", t: Msg, req: Msg) -> tuple[int, str | None]:
+    """CreatePartitions through ZooKeeper (cluster/node.py); Kafka's errors from its checks."""
+    assert broker.cluster is not None
+    assignments = None if t.assignments is None else [list(a.broker_ids) for a in t.assignments]
+    try:
+        await broker.cluster.create_partitions(t.name, t.count, assignments, req.validate_only, req.timeout_ms / 1000)
+    except InvalidPartitionsError as e:
+        return ErrorCode.INVALID_PARTITIONS, str(e)
+    except InvalidReplicaAssignmentError as e:
+        return ErrorCode.INVALID_REPLICA_ASSIGNMENT, str(e)
+    except AssignmentError as e:
+        return ErrorCode.INVALID_REPLICATION_FACTOR, str(e)
+    except KafkaStorageError as e:
+        return ErrorCode.KAFKA_STORAGE_ERROR, str(e)
+    return ErrorCode.NONE, None
 
 
 def replicas_error(replicas: list[int], node_id: int) -> str | None:
@@ -222,11 +240,11 @@ async def alter_configs(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
 
 async def _alter(broker: "Broker", topic: str, change: Any, validate_only: bool) -> dict[str, Any]:
     """Run a topic config change; its failure as (error_code, error_message)."""
-    refused = broker.not_in_cluster_yet(topic, "altering topic configs")
-    if refused:
-        return {"error_code": ErrorCode.INVALID_REQUEST, "error_message": refused}
     try:
-        await broker.alter_topic_configs(topic, change, validate_only=validate_only)
+        if broker.cluster is not None and broker.cluster.has_topic(topic):
+            await broker.cluster.alter_topic_configs(topic, change, validate_only=validate_only)
+        else:
+            await broker.alter_topic_configs(topic, change, validate_only=validate_only)
     except InvalidConfigError as e:
         return {"error_code": ErrorCode.INVALID_CONFIG, "error_message": str(e)}
     except UnknownTopicOrPartitionError as e:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..cluster.replica_selector import NO_PREFERRED, preferred_read_replica
 from ..cluster.roles import follower_fetched
 from ..cluster.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, NO_SESSION, CachedPartition, FetchSession
 from ..log.errors import OffsetOutOfRangeError
@@ -47,6 +48,8 @@ async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | Thrott
     wanted = _session_partitions(session) if incremental else _resolve(broker, req.topics, v)
     if replica_id >= 0:
         _record_follower_fetches(broker, wanted, replica_id)
+    # KIP-392: a consumer's v11+ fetch may be served by a follower, and carries its rack.
+    client_rack = (req.get("rack_id") or "") if v >= 11 and replica_id < 0 else None
     deadline = trio.current_time() + max_wait_s
     while True:
         event = trio.Event()
@@ -56,8 +59,9 @@ async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | Thrott
         for p in waited:
             p.add_waiter(event)
         try:
-            responses, total = _read_all(broker, wanted, max_bytes, v, isolation, replica_id >= 0)
-            if total >= min_bytes or max_wait_s <= 0 or trio.current_time() >= deadline or not waited:
+            responses, total = _read_all(broker, wanted, max_bytes, v, isolation, replica_id >= 0, client_rack)
+            redirected = any(p["preferred_read_replica"] >= 0 for t in responses for p in t["partitions"])
+            if total >= min_bytes or max_wait_s <= 0 or trio.current_time() >= deadline or not waited or redirected:
                 break
             _release(responses)  # read again once woken
             with trio.move_on_at(deadline):
@@ -213,14 +217,15 @@ def _resolve(broker: "Broker", topics: list[Msg], v: int) -> list[tuple[str | No
 
 
 def _read_all(broker: "Broker", wanted: list[tuple[str | None, Any, list[Msg]]], max_bytes: int,
-              v: int, isolation: int, replica: bool = False) -> tuple[list[dict[str, Any]], int]:
+              v: int, isolation: int, replica: bool = False,
+              client_rack: str | None = None) -> tuple[list[dict[str, Any]], int]:
     total = 0
     responses = []
     for name, topic_id, parts in wanted:
         results = []
         for p in parts:
             result, size = _read_partition(broker, name, p, max_bytes - total, first=total == 0, v=v,
-                                           isolation=isolation, replica=replica)
+                                           isolation=isolation, replica=replica, client_rack=client_rack)
             total += size
             results.append(result)
         responses.append({"topic": name or "", "topic_id": topic_id, "partitions": results})
@@ -228,7 +233,8 @@ def _read_all(broker: "Broker", wanted: list[tuple[str | None, Any, list[Msg]]],
 
 
 def _read_partition(broker: "Broker", name: str | None, p: Msg, budget: int, first: bool,
-                    v: int, isolation: int, replica: bool = False) -> tuple[dict[str, Any], int]:
+                    v: int, isolation: int, replica: bool = False,
+                    client_rack: str | None = None) -> tuple[dict[str, Any], int]:
     index = p.partition
     partition = broker.partition(name, index) if name is not None else None
     if partition is None:
@@ -236,9 +242,16 @@ def _read_partition(broker: "Broker", name: str | None, p: Msg, budget: int, fir
         return _empty(index, code), 0
     if partition.replication is not None:  # cluster mode: only the leader serves, at its epoch (KIP-320)
         current = p.current_leader_epoch if isinstance(p, CachedPartition) else p.get("current_leader_epoch", -1)
-        code = partition.check_leader_epoch(current)
+        code = partition.check_leader_epoch(current, require_leader=client_rack is None)
         if code:
             return _empty(index, code), 0
+        if client_rack and broker.cluster is not None and broker.config.replica_selector_class:
+            preferred = preferred_read_replica(partition, client_rack, p.fetch_offset, broker.cluster.racks())
+            if preferred != NO_PREFERRED:  # no read here: the consumer goes there (ReplicaManager.readFromLog)
+                out = _empty(index, ErrorCode.NONE)
+                out.update(high_watermark=partition.high_watermark, last_stable_offset=partition.last_stable_offset,
+                           log_start_offset=partition.log_start_offset, preferred_read_replica=preferred)
+                return out, 0
     limit = min(p.partition_max_bytes, max(budget, 0))
     try:
         # The first partition with data may exceed the limits by one batch, so a client whose

@@ -2,7 +2,8 @@
 
 One node holds every replica in one log directory, so these answer as Kafka does when nothing can
 move: the preferred leader already leads (ELECTION_NOT_NEEDED), no reassignment is in progress, and a
-reassignment onto this node alone is already done.
+reassignment onto this node alone is already done. In a cluster ElectLeaders is the controller's
+(cluster/elections.py, cluster/node.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol.errors import ErrorCode
 from ..protocol.primitives import Msg
+from ..cluster.elections import PREFERRED
 from .admin import replicas_error
 from .registry import RequestContext, handles
 
@@ -73,6 +75,8 @@ async def alter_replica_log_dirs(broker: "Broker", ctx: RequestContext, req: Msg
 
 @handles("ELECT_LEADERS", 0, 2)
 async def elect_leaders(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    if broker.cluster is not None:
+        return await _elect_in_cluster(broker, req)
     results = []
     every = req.topic_partitions is None
     for name, partitions in _requested(broker, req.topic_partitions):
@@ -87,6 +91,21 @@ async def elect_leaders(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
         if out:
             results.append({"topic": name, "partition_result": out})
     return Msg(throttle_time_ms=0, error_code=0, replica_election_results=results)
+
+
+async def _elect_in_cluster(broker: "Broker", req: Msg) -> Msg:
+    """The controller elects (cluster/node.py); v0 has no election_type and means PREFERRED. For
+    "all partitions" Kafka leaves out those that needed no election (KafkaApis.handleElectLeaders)."""
+    assert broker.cluster is not None
+    every = req.topic_partitions is None
+    asked = None if every else [(t.topic, p) for t in req.topic_partitions for p in t.partitions]
+    outcome = await broker.cluster.elect_leaders(asked, req.get("election_type", PREFERRED), req.timeout_ms / 1000)
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for (topic, p), e in outcome.items():
+        if not (every and e.error == ErrorCode.ELECTION_NOT_NEEDED):
+            by_topic.setdefault(topic, []).append({"partition_id": p, "error_code": e.error, "error_message": e.message})
+    return Msg(throttle_time_ms=0, error_code=0, replica_election_results=[
+        {"topic": t, "partition_result": parts} for t, parts in by_topic.items()])
 
 
 @handles("LIST_PARTITION_REASSIGNMENTS", 0, 0)

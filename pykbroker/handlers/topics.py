@@ -103,10 +103,11 @@ async def delete_topics(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
         wanted = [(t.name, t.topic_id) for t in req.topics]
     else:
         wanted = [(name, ZERO_UUID) for name in req.topic_names]
-    return Msg(throttle_time_ms=0, responses=[await _delete(broker, name, topic_id) for name, topic_id in wanted])
+    return Msg(throttle_time_ms=0, responses=[await _delete(broker, name, topic_id, req.timeout_ms)
+                                              for name, topic_id in wanted])
 
 
-async def _delete(broker: "Broker", name: str | None, topic_id: Any) -> dict[str, Any]:
+async def _delete(broker: "Broker", name: str | None, topic_id: Any, timeout_ms: int) -> dict[str, Any]:
     out: dict[str, Any] = {"name": name, "topic_id": topic_id, "error_code": 0, "error_message": None}
     topic = broker.topic(name) if name is not None else broker.topic_by_id(topic_id)
     if topic is None:
@@ -115,10 +116,11 @@ async def _delete(broker: "Broker", name: str | None, topic_id: Any) -> dict[str
     if not broker.config.delete_topic_enable:
         return _fail(out, ErrorCode.TOPIC_DELETION_DISABLED, "delete.topic.enable is false")
     out.update(name=topic.name, topic_id=topic.topic_id)
-    refused = broker.not_in_cluster_yet(topic.name, "DeleteTopics")
-    if refused:
-        return _fail(out, ErrorCode.INVALID_REQUEST, refused)
     try:
+        if broker.cluster is not None and broker.cluster.has_topic(topic.name):
+            if not await broker.cluster.delete_topic(topic.name, timeout_ms / 1000):
+                return _fail(out, ErrorCode.REQUEST_TIMED_OUT, "the deletion is queued and not complete yet")
+            return out
         await broker.delete_topic(topic.name)
     except UnknownTopicOrPartitionError:  # deleted meanwhile by a concurrent request
         return _fail(out, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "no such topic")

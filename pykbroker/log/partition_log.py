@@ -430,6 +430,8 @@ class PartitionLog:
         rolled, self._rolled = self._rolled, []
         if not rolled:
             return
+        for seg in rolled:
+            seg.release_preallocation()
         next_base = max(s.base_offset for s in rolled)
         bases = self._bases
         i = bisect_right(bases, next_base)

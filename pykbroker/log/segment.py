@@ -12,6 +12,7 @@ from __future__ import annotations
 import mmap
 import os
 import random
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from pykbroker.log.config import INT_MAX, LogConfig
 from pykbroker.log.errors import KafkaStorageError
 from pykbroker.log.index import IndexCorruptError, OffsetIndex, TimeIndex
 from pykbroker.log.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
-from pykbroker.log.writeback import start_writeback
+from pykbroker.log.writeback import PREALLOCATE_AHEAD, PREALLOCATE_BYTES, preallocate, start_writeback
 from pykbroker.protocol.records import (
     _HEADER,
     BATCH_HEADER_SIZE,
@@ -76,6 +77,11 @@ class LogSegment:
         self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
         self.size = os.fstat(self._fd).st_size
         self._writeback_from = self.size  # paced writeback covers what is appended from here
+        #: Blocks are allocated (log/writeback.py ``preallocate``) up to here; only while it grows.
+        self._allocated_to = self.size
+        self._growing = True
+        #: A preallocation in a worker thread against a close or the release of what it allocated.
+        self._file_lock = threading.Lock()
         self.offset_index = OffsetIndex(
             segment_file(directory, base_offset, INDEX_SUFFIX + suffix), base_offset, config.segment_index_bytes
         )
@@ -245,7 +251,9 @@ class LogSegment:
                     written += os.pwrite(self._fd, mv[written:], start + written)
         except OSError as exc:
             try:
-                os.ftruncate(self._fd, start)
+                with self._file_lock:
+                    os.ftruncate(self._fd, start)
+                    self._allocated_to = start
             except OSError:
                 pass
             raise KafkaStorageError(f"write to {self.log_path} failed: {exc}") from exc
@@ -457,7 +465,9 @@ class LogSegment:
         removed = self.size - position
         if removed <= 0:
             return 0
-        os.ftruncate(self._fd, position)
+        with self._file_lock:
+            os.ftruncate(self._fd, position)
+            self._allocated_to = min(self._allocated_to, position)
         self.size = position
         self._dirty = True
         self.txn_index.truncate_to(self._offset_at(position))
@@ -506,6 +516,34 @@ class LogSegment:
         if self._fd >= 0:
             start_writeback(self._fd, start, end - start)
 
+    def preallocation_due(self) -> bool:
+        """Less than PREALLOCATE_AHEAD bytes are allocated past the end, and the segment may still grow."""
+        return (self._growing and self.size + PREALLOCATE_AHEAD > self._allocated_to
+                and self._allocated_to < self.config.segment_size)
+
+    def preallocate(self) -> None:
+        """Allocate the next PREALLOCATE_BYTES past the end (worker thread; advice: a failure
+        leaves appends to allocate as they go, and is not retried before the next chunk)."""
+        with self._file_lock:
+            if not self._growing or self._fd < 0:
+                return
+            start = max(self._allocated_to, self.size)
+            end = min(start + PREALLOCATE_BYTES, self.config.segment_size)
+            if end > start:
+                preallocate(self._fd, start, end - start)
+                self._allocated_to = end
+
+    def release_preallocation(self) -> None:
+        """The segment stopped growing (rolled, closed): give back the blocks allocated past its end."""
+        with self._file_lock:
+            self._growing = False
+            if self._fd >= 0 and self._allocated_to > self.size:
+                try:
+                    os.ftruncate(self._fd, self.size)  # same size: frees only the blocks past the end
+                except OSError:
+                    pass  # the blocks stay allocated until the segment is deleted: space, not data
+            self._allocated_to = self.size
+
     def flush(self, *, fsync: bool = True) -> None:
         if fsync:
             if self._dirty:
@@ -517,6 +555,7 @@ class LogSegment:
 
     def close(self) -> None:
         self.on_become_inactive()
+        self.release_preallocation()
         for closer in (self.offset_index.close, self.time_index.close, self.txn_index.close):
             closer()
         if self._fd >= 0:
@@ -528,9 +567,11 @@ class LogSegment:
         self.offset_index.close()
         self.time_index.close()
         self.txn_index.close()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        with self._file_lock:  # not under a preallocation, whose fd number could be reused meanwhile
+            self._growing = False
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
     def delete(self) -> None:
         self.close_handles()

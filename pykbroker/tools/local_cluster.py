@@ -9,13 +9,13 @@ Brokers are stopped with SIGTERM (a controlled shutdown), ZooKeeper last.
 from __future__ import annotations
 
 import argparse
-import select
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+from .pipes import readable_within
 from .zookeeper import ZooKeeperError, zookeeper_server
 
 READY_TIMEOUT_S = 60
@@ -42,7 +42,7 @@ def _start_broker(broker_id: int, port: int, data: Path, zk_connect: str, settin
         command += ["--set", item]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE)
     assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], READY_TIMEOUT_S)
+    ready = readable_within(proc.stdout, READY_TIMEOUT_S)
     line = proc.stdout.readline().decode() if ready else ""
     if "pykbroker ready" not in line:
         proc.kill()

@@ -3,12 +3,13 @@ that SIGKILL it and start it again on the same port and data directory."""
 
 from __future__ import annotations
 
-import select
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from pykbroker.tools.pipes import readable_within
 
 
 def free_port() -> int:
@@ -37,7 +38,7 @@ class ChildBroker:
             command += ["--set", item]
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.stderr)
         assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        ready = readable_within(self.proc.stdout, timeout_s)
         line = self.proc.stdout.readline() if ready else b""
         if b"pykbroker ready" not in line:
             self.kill()

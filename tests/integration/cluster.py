@@ -34,7 +34,8 @@ class LocalCluster:
             settings = {"broker.id": str(broker_id), "zookeeper.connect": zk.connect + self.chroot,
                         "zookeeper.session.timeout.ms": str(SESSION_TIMEOUT_MS),
                         "replica.lag.time.max.ms": str(LAG_MS), "default.replication.factor": str(size),
-                        "log.flush.interval.messages": "9223372036854775807", **extra}
+                        "log.flush.interval.messages": "9223372036854775807",
+                        **{k: v.replace("{id}", str(broker_id)) for k, v in extra.items()}}
             self.brokers[broker_id] = ChildBroker(home / "data", [f"{k}={v}" for k, v in settings.items()],
                                                   log_level="INFO")
 
@@ -127,7 +128,7 @@ def wait_for(what: str, check: Callable[[], object], timeout_s: float = 30, inte
 @contextmanager
 def local_cluster(zk: RunningZooKeeper, tmp_path: Path, size: int = 3, **extra: str) -> Iterator[LocalCluster]:
     """``size`` brokers on ``zk`` under a chroot of their own; settings as keyword arguments
-    with underscores for dots (min_insync_replicas="2")."""
+    with underscores for dots (min_insync_replicas="2"); "{id}" in a value is the broker's id."""
     cluster = LocalCluster(zk, tmp_path, size, {k.replace("_", "."): v for k, v in extra.items()})
     try:
         cluster.start_all()

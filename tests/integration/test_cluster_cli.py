@@ -3,7 +3,6 @@ again on the same directory, the whole cluster keeps its topics and data."""
 
 from __future__ import annotations
 
-import select
 import signal
 import subprocess
 import sys
@@ -13,6 +12,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from pykbroker.tools.pipes import readable_within
+
 pytestmark = pytest.mark.cluster
 
 
@@ -21,7 +22,7 @@ def start(data: Path) -> tuple[subprocess.Popen[bytes], str]:
                              "--data-dir", str(data), "--set", "zookeeper.session.timeout.ms=2000"],
                             stdout=subprocess.PIPE, stderr=(data.parent / "cluster-stderr.log").open("ab"))
     assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], 90)
+    ready = readable_within(proc.stdout, 90)
     line = proc.stdout.readline().decode() if ready else ""
     assert "pykbroker cluster ready: bootstrap " in line, line
     return proc, line.split("bootstrap ", 1)[1].split(" ", 1)[0]

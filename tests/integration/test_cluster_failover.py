@@ -154,6 +154,7 @@ def test_an_isolated_old_leader_cannot_acknowledge_and_truncates_its_unreplicate
 def _isolated_old_leader(cluster: LocalCluster) -> None:
     cluster.create_topic("iso", partitions=1, replication=3)
     old, epoch, _ = cluster.partition_state(1, "iso")
+    wait_for("the leader to have the topic", lambda: cluster.partition_state(old, "iso")[0] == old)
     followers = [i for i in cluster.brokers if i != old]
     assert wire_produce(cluster.brokers[old].bootstrap, "iso", -1, [b"committed"]) == (ErrorCode.NONE, 0)
     for f in followers:  # the followers pause, so that the next record reaches the leader only
@@ -169,6 +170,7 @@ def _isolated_old_leader(cluster: LocalCluster) -> None:
         new = wait_for("a new leader", lambda: (s := cluster.partition_state(followers[0], "iso"))[0] in followers
                        and s[0], 30)
         assert isinstance(new, int)
+        wait_for("the new leader to know it", lambda: cluster.partition_state(new, "iso")[0] == new)
         assert wire_produce(cluster.brokers[new].bootstrap, "iso", -1, [b"new-leader"]) == (ErrorCode.NONE, 1)
     finally:
         cluster.resume(old)

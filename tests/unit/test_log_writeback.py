@@ -85,3 +85,51 @@ def test_the_kernel_call_is_found_and_harmless_on_linux(tmp_path: Path) -> None:
         os.close(fd)
     writeback.start_writeback(fd, 0, 10)  # a closed descriptor: advice, ignored
     assert path.read_bytes() == b"x" * 65536
+
+
+def _allocated(path: Path) -> int:
+    import os
+    return os.stat(path).st_blocks * 512
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fallocate(FALLOC_FL_KEEP_SIZE) is Linux's")
+def test_blocks_are_allocated_ahead_in_a_worker_thread_and_given_back_on_roll(tmp_path: Path) -> None:
+    """The active segment gets blocks past its end (its size unchanged, its bytes only the records);
+    a rolled segment, and a closed one, give the blocks they did not use back."""
+    assert writeback.preallocation_available
+    config = LogConfig(segment_bytes=20 << 20)  # smaller than PREALLOCATE_BYTES: capped at segment.bytes
+
+    async def main() -> None:
+        plog = PartitionLog.open(tmp_path, config, fsync=False)
+        async with trio.open_nursery() as nursery:
+            p = Partition("t", 0, plog, node_id=1, spawn=nursery.start_soon)
+            await p.append_records(batch(1000))
+            await trio.sleep(0.05)  # the background preallocation
+            first = plog.active_segment
+            assert first.size < 2000 and first.log_path.stat().st_size == first.size
+            assert _allocated(first.log_path) >= (20 << 20) - 4096  # ahead, up to segment.bytes
+            assert not first.preallocation_due()
+            while plog.active_segment is first:  # fill it until it rolls
+                await p.append_records(batch(1 << 19))
+            await trio.sleep(0.05)  # the roll's background flush gives the rest back
+            assert _allocated(first.log_path) < first.size + (1 << 20)
+            second = plog.active_segment
+            await trio.sleep(0.05)
+            assert _allocated(second.log_path) > second.size + (4 << 20)  # created with blocks ahead
+        records = [h.base_offset for h, _ in plog.iter_batches(0)]
+        assert records == list(range(len(records)))  # nothing but the records in the files
+        plog.close()
+        assert _allocated(second.log_path) < second.size + (1 << 20)
+
+    trio.run(main)
+
+
+def test_a_failed_preallocation_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(segment_module, "preallocate", lambda fd, offset, n: False)  # e.g. ENOSPC, no fallocate
+    plog = PartitionLog.open(tmp_path, LogConfig(), fsync=False)
+    seg = plog.active_segment
+    seg.preallocate()
+    assert not seg.preallocation_due()  # not retried on every append: the next chunk's worth first
+    plog.append(batch(100))
+    assert seg.log_path.stat().st_size == seg.size
+    plog.close()

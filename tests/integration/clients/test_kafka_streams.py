@@ -6,7 +6,6 @@ from __future__ import annotations
 import collections
 import os
 import random
-import select
 import signal
 import subprocess
 import time
@@ -17,6 +16,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pykbroker.testing import running_broker
+from pykbroker.tools.pipes import readable_within
 
 ROOT = Path(__file__).resolve().parents[3]
 TOOLS = Path(os.environ.get("PYKBROKER_TOOLS_DIR", ROOT / ".tools"))
@@ -45,7 +45,7 @@ class StreamsApp:
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 1)
+            ready = readable_within(self.proc.stdout, 1)
             line = self.proc.stdout.readline() if ready else b""
             if line.strip() == b"STATE RUNNING":
                 return
