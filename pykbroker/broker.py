@@ -34,6 +34,7 @@ from .log.errors import KafkaStorageError, NotLeaderError, StartupError, TopicEx
 from .log.manager import LogManager, TopicInfo, remove_dirs
 from .log.partition_log import PartitionLog
 from .log.segment import now_ms
+from .protocol.errors import ErrorCode
 from .protocol.frame import Request, UnsupportedApiError
 from .quotas import ClientQuotas, QuotaStore
 from .quotas.entities import QuotaError
@@ -88,8 +89,13 @@ class Broker:
         self.cluster: ClusterNode | None = None
         if config.zookeeper_connect:
             from .cluster.node import ClusterNode  # kazoo is imported only by a broker that joins a cluster
+            from .cluster.group_placement import GroupPlacement
             self.cluster = self.partitions.cluster = ClusterNode(self)
-            self.partitions.local_topics = INTERNAL_TOPICS
+            #: __consumer_offsets is a cluster topic; __transaction_state stays local for now.
+            self.partitions.local_topics = frozenset({TXN_STATE_TOPIC})
+            self.group_placement: GroupPlacement | None = GroupPlacement(self)
+        else:
+            self.group_placement = None
         self.cleaner = LogCleaner(self.partitions.all_partitions, CleanerConfig.from_broker(config))
         self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots)
         self.client_quotas = ClientQuotas(self._read_client_quotas(), config.quota_window_num,
@@ -125,8 +131,9 @@ class Broker:
         self._closed = False
         #: Set once the coordinators have replayed their internal topics (the test fixture waits for it).
         self.coordinators_loaded = trio.Event()
-        for partition in range(self.groups.partitions):
-            self.groups.begin_load(partition)  # served once run() has replayed it
+        if self.group_placement is None:  # in a cluster, partitions load when this broker leads them
+            for partition in range(self.groups.partitions):
+                self.groups.begin_load(partition)  # served once run() has replayed it
         if txn_topic is not None:
             for partition in range(txn_topic.partitions):
                 self.txns.begin_load(partition)
@@ -139,6 +146,8 @@ class Broker:
 
     def _offsets_partitions(self) -> int:
         topic = self.logs.topics.get(OFFSETS_TOPIC)
+        if topic is None and self.cluster is not None:
+            return self.config.offsets_topic_num_partitions  # created through ZooKeeper on first need
         if topic is None:
             topic = self.logs.create_topic(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions,
                                            compacted_topic_configs(self.config.offsets_topic_segment_bytes))
@@ -148,7 +157,8 @@ class Broker:
         """A single node leads every partition of the internal topics: the coordinators load them
         all, reading in a worker thread a few MiB at a time and replaying on the loop in between,
         while their groups and transactional ids answer COORDINATOR_LOAD_IN_PROGRESS (as Kafka)."""
-        await self._load(OFFSETS_TOPIC, self.groups)
+        if self.group_placement is None:
+            await self._load(OFFSETS_TOPIC, self.groups)
         if TXN_STATE_TOPIC in self.logs.topics:
             await self._load(TXN_STATE_TOPIC, self.txns)
         self.coordinators_loaded.set()
@@ -166,6 +176,12 @@ class Broker:
             coordinator.finish_load(p)
             if batches:
                 log.info("%s-%d: loaded %d batch(es)", topic, p, batches)
+
+    async def replicated_group_write(self, group_id: str, code: ErrorCode) -> ErrorCode:
+        """A successful coordinator write is answered once the ISR has it (cluster mode)."""
+        if code or self.group_placement is None:
+            return code
+        return await self.group_placement.replicated(group_id)
 
     def _append_offsets(self, partition: int, batch: bytes) -> None:
         self._append_internal(OFFSETS_TOPIC, partition, batch)
@@ -451,6 +467,8 @@ class Broker:
                                                  server_limits(self.config))
                 self.advertised = _advertised(self.config, self.bound)
                 self.partitions.attach(nursery)
+                if self.group_placement is not None:
+                    self.group_placement.attach(nursery)
                 if self.cluster is not None:
                     await nursery.start(self.cluster.run)
                 nursery.start_soon(self._load_coordinators)
@@ -459,6 +477,8 @@ class Broker:
                 task_status.started(self.bound)
         finally:
             self.partitions.attach(None)
+            if self.group_placement is not None:
+                self.group_placement.attach(None)
             self.close()
 
     async def _housekeeping(self) -> None:

@@ -111,6 +111,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("transaction.state.log.segment.bytes", _int, 104857600, "segment.bytes of __transaction_state when "
             "created (below 1 MiB it is set as internal.segment.bytes).", 1),
     Setting("offsets.topic.num.partitions", _int, 1, "Partitions of __consumer_offsets (Kafka: 50; one is plenty on one node).", 1),
+    Setting("offsets.topic.replication.factor", _int, 3, "Replication factor of __consumer_offsets in a cluster: "
+            "as Kafka, it is not created (FindCoordinator answers COORDINATOR_NOT_AVAILABLE) until this many "
+            "brokers are alive.", 1),
+    Setting("offsets.commit.timeout.ms", _int, 5000, "How long a coordinator write waits for the ISR of its "
+            "__consumer_offsets partition (cluster mode) before the commit fails.", 1),
     Setting("offsets.retention.minutes", _int, 10080, "Expire committed offsets of empty groups after this.", 1),
     Setting("group.min.session.timeout.ms", _int, 6000, "Smallest session timeout a classic-protocol member may ask for.", 0),
     Setting("group.max.session.timeout.ms", _int, 1800000, "Largest session timeout a classic-protocol member may ask for.", 0),

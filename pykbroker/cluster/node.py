@@ -329,6 +329,7 @@ class ClusterNode:
             if not r.is_leader or p.leader_epoch != state.leader_epoch:
                 self.fetchers.stop_following(key)
                 await become_leader(p, state, replicas)
+                self._coordinator_role(p)
             elif state.zk_version != r.zk_version:
                 update_isr(p, state)
             return
@@ -336,6 +337,7 @@ class ClusterNode:
         following = self.fetchers.following(key)
         if r.is_leader or p.leader_epoch != state.leader_epoch or p.leader_id != state.leader:
             become_follower(p, state, replicas)
+            self._coordinator_role(p)
             following = None
         elif state.zk_version != r.zk_version:
             p.isr, r.zk_version = list(state.isr), state.zk_version
@@ -349,6 +351,12 @@ class ClusterNode:
         while True:
             await trio.sleep(self.hw_checkpoint_interval_ms / 1000)
             await self.broker.partitions.checkpoint_high_watermarks()
+
+    def _coordinator_role(self, p: Partition) -> None:
+        """The group coordinator loads or unloads the partition's groups (cluster/group_placement.py)."""
+        placement = self.broker.group_placement
+        if placement is not None and p.topic == placement.topic:
+            placement.role_changed(p)
 
     # ------------------------------------------------------------------ ISR
 
@@ -423,6 +431,7 @@ class ClusterNode:
                 if version is not None:
                     become_follower(p, PartitionState(state.leader, state.leader_epoch, state.isr,
                                                       state.controller_epoch, version), tuple(p.replicas))
+                    self._coordinator_role(p)
                     moved += 1
         log.info("controlled shutdown: handed %d leadership(s) to other in-sync replicas", moved)
         return moved

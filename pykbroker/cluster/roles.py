@@ -20,6 +20,7 @@ from ..protocol.errors import ErrorCode
 from ..protocol.records import iter_batches
 from .model import PartitionState
 from .partition import Partition, _trailing_headers
+from .replicated_txns import apply_replicated
 
 log = logging.getLogger("pykbroker.replication")
 
@@ -112,7 +113,7 @@ async def append_replicated(p: Partition, records: bytes, leader_high_watermark:
                 return 0  # became leader meanwhile: what the old leader sent is not ours to append
             await p._roll_ahead(end, headers)
             info = p.log.append(view[:end], assign_offsets=False, strict=False)
-        p.producers.rebuild(headers)
+        apply_replicated(p, view[:end])  # producer state and aborted transactions, as the leader's
         if any([epochs.assign(h.partition_leader_epoch, h.base_offset) for h in headers]):
             await trio.to_thread.run_sync(epochs.persist)
         await p._after_append(info)

@@ -24,16 +24,23 @@ async def find_coordinator(broker: "Broker", ctx: RequestContext, req: Msg) -> M
     if key_type == TRANSACTION_KEY:
         await broker.transaction_state_ready()  # Kafka creates __transaction_state on first use
 
-    def answer(key: str) -> dict:
+    async def answer(key: str) -> dict:
         if key_type not in (GROUP_KEY, TRANSACTION_KEY):
             return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": ErrorCode.INVALID_REQUEST,
                     "error_message": f"unknown coordinator key type {key_type}"}
+        if key_type == GROUP_KEY and broker.group_placement is not None:
+            code, leader = await broker.group_placement.coordinator(key)
+            if leader is None:
+                return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": code,
+                        "error_message": code.name}
+            return {"key": key, "node_id": leader.broker_id, "host": leader.host, "port": leader.port,
+                    "error_code": 0, "error_message": None}
         return {"key": key, "node_id": broker.node_id, "host": host, "port": port, "error_code": 0,
                 "error_message": None}
 
     if ctx.api_version >= 4:
-        return Msg(throttle_time_ms=0, coordinators=[answer(k) for k in req.coordinator_keys])
-    one = answer(req.key)
+        return Msg(throttle_time_ms=0, coordinators=[await answer(k) for k in req.coordinator_keys])
+    one = await answer(req.key)
     return Msg(throttle_time_ms=0, error_code=one["error_code"], error_message=one["error_message"],
                node_id=one["node_id"], host=one["host"], port=one["port"])
 
@@ -59,6 +66,9 @@ async def sync_group(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
         req.group_id, req.member_id, req.get("group_instance_id"), req.generation_id,
         req.get("protocol_type"), req.get("protocol_name"),
         {a.member_id: bytes(a.assignment) for a in req.assignments})
+    code = await broker.replicated_group_write(req.group_id, r.error)
+    if code != r.error:
+        r = r._replace(error=code, assignment=b"")
     return Msg(throttle_time_ms=0, error_code=r.error, protocol_type=r.protocol_type,
                protocol_name=r.protocol_name, assignment=r.assignment)
 

@@ -48,7 +48,7 @@ async def offset_commit(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
                                       req.get("generation_id_or_member_epoch", -1), ctx.api_version)
     accepted, codes = offsets_to_commit(broker, [t for t in req.topics if id(t) not in unknown], code)
     if not code:
-        written = broker.groups.commit(req.group_id, accepted)
+        written = await broker.replicated_group_write(req.group_id, broker.groups.commit(req.group_id, accepted))
         codes.update({key: written for key in accepted})
 
     def error(t: Msg, p: Msg) -> ErrorCode:
