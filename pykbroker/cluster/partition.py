@@ -27,10 +27,10 @@ import trio
 
 from ..log.errors import KafkaStorageError, NotLeaderError
 from ..log.partition_log import AppendInfo, PartitionLog, ReadResult
-from ..log.segment import LogSegment
 from ..log.producer_state import (
     ActiveProducer, BatchMeta, ProducerStateManager, delete_snapshots_before, write_snapshot_file,
 )
+from ..log.segment import LogSegment
 from ..log.txn_index import AbortedTxn
 from ..log.writeback import WRITEBACK_BYTES
 from ..protocol.errors import ErrorCode
