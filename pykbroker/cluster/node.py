@@ -380,8 +380,10 @@ class ClusterNode:
         r = p.replication
         assert r is not None
         isr = tuple(p.isr)
-        lagging = set(r.lagging(isr, now_ms(), self.lag_max_ms))
-        joining = [f for f in sorted(r.followers) if r.isr_candidate(f, isr)]
+        now = now_ms()
+        lagging = set(r.lagging(isr, now, self.lag_max_ms))
+        joining = [f for f in sorted(r.followers)
+                   if f in self.snapshot.brokers and r.isr_candidate(f, isr, now - self.lag_max_ms)]
         if not lagging and not joining:
             return
         new_isr = tuple(i for i in isr if i not in lagging) + tuple(joining)

@@ -60,11 +60,13 @@ class Replication:
         state.last_fetch_ms = now_ms
         return state
 
-    def isr_candidate(self, replica_id: int, isr: tuple[int, ...]) -> bool:
+    def isr_candidate(self, replica_id: int, isr: tuple[int, ...], fetched_since_ms: int = 0) -> bool:
         """Kafka's isFollowerInSync for expansion: out of the ISR, at or past the high watermark
-        and the start of this leader's epoch."""
+        and the start of this leader's epoch, and fetching (Kafka expands only while handling a
+        follower's fetch): a follower that died after its last fetch reached the high watermark must
+        not be taken back, or it would be dropped again for lag and taken back, over and over."""
         state = self.followers.get(replica_id)
-        return (replica_id not in isr and state is not None
+        return (replica_id not in isr and state is not None and state.last_fetch_ms >= fetched_since_ms
                 and state.log_end_offset >= max(self.high_watermark, self.epoch_start_offset))
 
     def lagging(self, isr: tuple[int, ...], now_ms: int, max_lag_ms: int) -> list[int]:

@@ -97,3 +97,17 @@ def test_a_follower_lags_when_not_caught_up_for_the_lag_time() -> None:
     r.high_watermark = 12
     assert not r.isr_candidate(3, (1, 2, 3))  # already in
     assert r.isr_candidate(3, (1, 2))  # out of the ISR, at the high watermark: may rejoin
+
+
+def test_a_follower_that_stopped_fetching_is_not_taken_back_into_the_isr() -> None:
+    """It died right after a fetch that reached the high watermark: taking it back would drop it again
+    for lag a moment later, and the ISR would flap between the two (seen as a write a second)."""
+    r = Replication(node_id=1)
+    r.lead((1, 2, 3), (1, 2, 3), log_end_offset=10, now_ms=0)
+    r.record_fetch(2, 10, 10, 100)
+    r.record_fetch(3, 10, 10, 100)
+    r.advance((1, 2, 3), 10)
+    assert r.lagging((1, 2, 3), 2200, 2000) == [2, 3]
+    r.record_fetch(2, 10, 10, 2300)  # 2 fetches again, 3 is gone
+    assert r.isr_candidate(2, (1,), fetched_since_ms=2300 - 2000)
+    assert not r.isr_candidate(3, (1,), fetched_since_ms=2300 - 2000)
