@@ -21,7 +21,7 @@ from .config import BrokerConfig, parse_listener, parse_listeners
 from .coordinator.consumer_group import ConsumerGroupCoordinator, ConsumerGroupLimits
 from .coordinator.group_coordinator import GroupCoordinator
 from .coordinator.offset_coordinator import GroupLimits
-from .coordinator.transaction_coordinator import TransactionCoordinator, TxnLimits
+from .coordinator.transaction_coordinator import TV2, TransactionCoordinator, TxnLimits
 from .log.producer_state import InvalidProducerEpochError
 from .handlers import HANDLERS, RequestContext
 from .cluster.model import BrokerInfo
@@ -47,8 +47,12 @@ from .server.listener import serve
 from .server.quotas import parse_overrides
 from .tools.config_file import parse_properties
 
+from .cluster.roles import wait_for_replication
+
 if TYPE_CHECKING:
+    from .cluster.coordinator_placement import CoordinatorPlacement
     from .cluster.node import ClusterNode
+    from .cluster.txn_peers import TransactionPeers
 
 log = logging.getLogger("pykbroker")
 
@@ -59,6 +63,8 @@ OFFSETS_TOPIC = "__consumer_offsets"
 TXN_STATE_TOPIC = "__transaction_state"
 INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TXN_STATE_TOPIC})
 GROUP_TICK_S = 0.1
+#: How long markers wait for their ISR (Kafka: the broker's request.timeout.ms, 30 s).
+MARKER_REPLICATION_TIMEOUT_S = 30
 
 
 @dataclass(frozen=True)
@@ -89,13 +95,7 @@ class Broker:
         self.cluster: ClusterNode | None = None
         if config.zookeeper_connect:
             from .cluster.node import ClusterNode  # kazoo is imported only by a broker that joins a cluster
-            from .cluster.group_placement import GroupPlacement
             self.cluster = self.partitions.cluster = ClusterNode(self)
-            #: __consumer_offsets is a cluster topic; __transaction_state stays local for now.
-            self.partitions.local_topics = frozenset({TXN_STATE_TOPIC})
-            self.group_placement: GroupPlacement | None = GroupPlacement(self)
-        else:
-            self.group_placement = None
         self.cleaner = LogCleaner(self.partitions.all_partitions, CleanerConfig.from_broker(config))
         self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots)
         self.client_quotas = ClientQuotas(self._read_client_quotas(), config.quota_window_num,
@@ -124,17 +124,34 @@ class Broker:
             lambda: [name for name in self.logs.topics if name not in INTERNAL_TOPICS])
         self.groups.consumer_groups = self.consumer_groups
         txn_topic = self.logs.topics.get(TXN_STATE_TOPIC)
+        #: Cluster mode: where the coordinators' partitions are led, and the transaction requests to
+        #: other brokers (markers, partition checks); None on a single node, which leads them all.
+        self.group_placement: CoordinatorPlacement | None = None
+        self.txn_placement: CoordinatorPlacement | None = None
+        self.txn_peers: TransactionPeers | None = None
+        if self.cluster is not None:
+            from .cluster.txn_peers import TransactionPeers
+            self.txn_peers = TransactionPeers(self)
         self.txns = TransactionCoordinator(
             self._append_txn_state, txn_topic.partitions if txn_topic else config.transaction_state_log_num_partitions,
-            self._write_markers, self.next_producer_id,
-            TxnLimits(config.transaction_max_timeout_ms, config.transactional_id_expiration_ms))
+            self.txn_peers.write_markers if self.txn_peers is not None else self._write_markers,
+            self.next_producer_id, TxnLimits(config.transaction_max_timeout_ms, config.transactional_id_expiration_ms))
+        if self.cluster is not None:
+            from .cluster.coordinator_placement import CoordinatorPlacement, InternalTopic
+            self.group_placement = CoordinatorPlacement(self, InternalTopic(
+                OFFSETS_TOPIC, config.offsets_topic_num_partitions, config.offsets_topic_replication_factor,
+                "offsets.topic.replication.factor", config.offsets_topic_segment_bytes, "groups"), self.groups)
+            self.txn_placement = CoordinatorPlacement(self, InternalTopic(
+                TXN_STATE_TOPIC, config.transaction_state_log_num_partitions,
+                config.transaction_state_log_replication_factor, "transaction.state.log.replication.factor",
+                config.transaction_state_log_segment_bytes, "transactional ids"), self.txns)
         self._closed = False
         #: Set once the coordinators have replayed their internal topics (the test fixture waits for it).
         self.coordinators_loaded = trio.Event()
         if self.group_placement is None:  # in a cluster, partitions load when this broker leads them
             for partition in range(self.groups.partitions):
                 self.groups.begin_load(partition)  # served once run() has replayed it
-        if txn_topic is not None:
+        if txn_topic is not None and self.txn_placement is None:
             for partition in range(txn_topic.partitions):
                 self.txns.begin_load(partition)
 
@@ -159,7 +176,7 @@ class Broker:
         while their groups and transactional ids answer COORDINATOR_LOAD_IN_PROGRESS (as Kafka)."""
         if self.group_placement is None:
             await self._load(OFFSETS_TOPIC, self.groups)
-        if TXN_STATE_TOPIC in self.logs.topics:
+        if TXN_STATE_TOPIC in self.logs.topics and self.txn_placement is None:
             await self._load(TXN_STATE_TOPIC, self.txns)
         self.coordinators_loaded.set()
         await self.cleaner.run()  # after the replay, which reads the internal topics' segments in a thread
@@ -183,6 +200,12 @@ class Broker:
             return code
         return await self.group_placement.replicated(group_id)
 
+    async def replicated_txn_write(self, transactional_id: str, code: ErrorCode) -> ErrorCode:
+        """The transaction coordinator's writes, likewise."""
+        if code or self.txn_placement is None:
+            return code
+        return await self.txn_placement.replicated(transactional_id)
+
     def _append_offsets(self, partition: int, batch: bytes) -> None:
         self._append_internal(OFFSETS_TOPIC, partition, batch)
 
@@ -198,8 +221,9 @@ class Broker:
     # ------------------------------------------------------------------ transactions
 
     async def transaction_state_ready(self) -> None:
-        """Kafka creates __transaction_state on the first transactional request; so do we."""
-        if TXN_STATE_TOPIC in self.logs.topics:
+        """Kafka creates __transaction_state on the first transactional request; so do we (in a
+        cluster, FindCoordinator creates it through ZooKeeper)."""
+        if TXN_STATE_TOPIC in self.logs.topics or self.cluster is not None:
             return
         async with self._topic_lock:
             if TXN_STATE_TOPIC not in self.logs.topics:
@@ -209,27 +233,65 @@ class Broker:
                     self.txns.begin_load(p)
                     self.txns.finish_load(p)
 
-    def _write_markers(self, producer_id: int, epoch: int, commit: bool, coordinator_epoch: int,
-                       partitions: frozenset[tuple[str, int]]) -> set[tuple[str, int]]:
-        """WriteTxnMarkers inside the broker: a COMMIT/ABORT marker on every partition of the
-        transaction; returns those where it could not be written (the coordinator retries)."""
-        failed = set()
-        for topic, index in sorted(partitions):
+    def _write_markers(self, transactional_id: str, producer_id: int, epoch: int, commit: bool,
+                       coordinator_epoch: int, partitions: frozenset[tuple[str, int]]) -> set[tuple[str, int]]:
+        """WriteTxnMarkers inside the broker (single node): a COMMIT/ABORT marker on every partition
+        of the transaction; returns those where it could not be written (the coordinator retries)."""
+        return {(topic, index) for topic, index in sorted(partitions)
+                if self.write_marker(topic, index, producer_id, epoch, commit, coordinator_epoch)
+                in (ErrorCode.KAFKA_STORAGE_ERROR, ErrorCode.NOT_LEADER_OR_FOLLOWER)}
+
+    def write_marker(self, topic: str, index: int, producer_id: int, epoch: int, commit: bool,
+                     coordinator_epoch: int) -> ErrorCode:
+        """One COMMIT/ABORT marker, as Kafka's WriteTxnMarkers answers it per partition; on
+        __consumer_offsets the group coordinator then applies or drops the transaction's offsets."""
+        partition = self.partitions.get(topic, index)
+        if partition is None:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION  # deleted since: nothing to mark
+        try:
+            partition.append_marker(producer_id, epoch, commit, coordinator_epoch)
+        except InvalidProducerEpochError as e:
+            log.warning("%s-%d: transaction marker refused: %s", topic, index, e)
+            return ErrorCode.INVALID_PRODUCER_EPOCH
+        except NotLeaderError as e:
+            log.info("%s-%d: transaction marker not written: %s", topic, index, e)
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        except KafkaStorageError as e:
+            log.error("%s-%d: transaction marker not written: %s", topic, index, e)
+            return ErrorCode.KAFKA_STORAGE_ERROR
+        if topic == OFFSETS_TOPIC:
+            self.groups.complete_txn(index, producer_id, commit)
+        return ErrorCode.NONE
+
+    async def replicated_markers(self, codes: dict[tuple[str, int], ErrorCode]) -> None:
+        """Markers written here are acknowledged once their partition's ISR has them (Kafka appends
+        them with acks=-1); a failed wait replaces the partition's code."""
+        deadline = trio.current_time() + MARKER_REPLICATION_TIMEOUT_S
+        for (topic, index), code in codes.items():
             partition = self.partitions.get(topic, index)
-            if partition is None:
-                continue  # deleted since: nothing to mark (Kafka skips it too)
-            try:
-                partition.append_marker(producer_id, epoch, commit, coordinator_epoch)
-            except InvalidProducerEpochError as e:
-                log.warning("%s-%d: transaction marker refused: %s", topic, index, e)
+            if code or partition is None or partition.replication is None:
                 continue
-            except (KafkaStorageError, NotLeaderError) as e:
-                log.error("%s-%d: transaction marker not written: %s", topic, index, e)
-                failed.add((topic, index))
-                continue
-            if topic == OFFSETS_TOPIC:
-                self.groups.complete_txn(index, producer_id, commit)
-        return failed
+            codes[(topic, index)] = await wait_for_replication(partition, partition.log_end_offset,
+                                                               partition.leader_epoch, deadline)
+
+    def txn_coordinator_epoch(self, transactional_id: str) -> int:
+        """The leader epoch at which this broker coordinates the id's partition (0 on a single node;
+        -1 in a cluster when it does not)."""
+        return self.txn_placement.epoch(transactional_id) if self.txn_placement is not None else 0
+
+    async def txn_partitions(self, transactional_id: str, producer_id: int, epoch: int,
+                             partitions: list[tuple[str, int]], add: bool
+                             ) -> tuple[ErrorCode, dict[tuple[str, int], ErrorCode]]:
+        """Is each partition in the producer's ongoing transaction (``add``: transactions v2, add it)?
+        Asked of the coordinator: this broker's, or in a cluster the one leading the id's partition
+        (Kafka's AddPartitionsToTxnManager)."""
+        if self.txn_peers is not None and self.txn_coordinator_epoch(transactional_id) < 0:
+            return await self.txn_peers.check_partitions(transactional_id, producer_id, epoch, partitions, add)
+        if not add:
+            return self.txns.verify_partitions(transactional_id, producer_id, epoch, partitions)
+        code = self.txns.add_partitions(transactional_id, producer_id, epoch, partitions, TV2)
+        code = await self.replicated_txn_write(transactional_id, code)
+        return ErrorCode.NONE, {tp: code for tp in partitions}
 
     # ------------------------------------------------------------------ identity
 
@@ -467,8 +529,9 @@ class Broker:
                                                  server_limits(self.config))
                 self.advertised = _advertised(self.config, self.bound)
                 self.partitions.attach(nursery)
-                if self.group_placement is not None:
-                    self.group_placement.attach(nursery)
+                for part in (self.group_placement, self.txn_placement, self.txn_peers):
+                    if part is not None:
+                        part.attach(nursery)
                 if self.cluster is not None:
                     await nursery.start(self.cluster.run)
                 nursery.start_soon(self._load_coordinators)
@@ -477,8 +540,9 @@ class Broker:
                 task_status.started(self.bound)
         finally:
             self.partitions.attach(None)
-            if self.group_placement is not None:
-                self.group_placement.attach(None)
+            for part in (self.group_placement, self.txn_placement, self.txn_peers):
+                if part is not None:
+                    part.attach(None)
             self.close()
 
     async def _housekeeping(self) -> None:

@@ -94,6 +94,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("producer.id.expiration.check.interval.ms", _int, 600000, "How often idle producer state is looked for.", 1),
     Setting("transaction.state.log.num.partitions", _int, 1, "Partitions of __transaction_state "
             "(Kafka: 50; one is plenty on one node).", 1),
+    Setting("transaction.state.log.replication.factor", _int, 3, "Replication factor of __transaction_state in "
+            "a cluster: as Kafka, it is not created (FindCoordinator answers COORDINATOR_NOT_AVAILABLE) until this "
+            "many brokers are alive. A single node ignores it.", 1),
     Setting("transaction.max.timeout.ms", _int, 900000, "Largest transaction.timeout.ms a producer may ask for.", 1),
     Setting("transaction.abort.timed.out.transaction.cleanup.interval.ms", _int, 10000,
             "How often transactions open past their timeout are looked for (and aborted).", 1),

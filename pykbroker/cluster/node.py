@@ -353,10 +353,10 @@ class ClusterNode:
             await self.broker.partitions.checkpoint_high_watermarks()
 
     def _coordinator_role(self, p: Partition) -> None:
-        """The group coordinator loads or unloads the partition's groups (cluster/group_placement.py)."""
-        placement = self.broker.group_placement
-        if placement is not None and p.topic == placement.topic:
-            placement.role_changed(p)
+        """The coordinators load or unload the partition's state (cluster/coordinator_placement.py)."""
+        for placement in (self.broker.group_placement, self.broker.txn_placement):
+            if placement is not None and p.topic == placement.topic:
+                placement.role_changed(p)
 
     # ------------------------------------------------------------------ ISR
 

@@ -4,7 +4,7 @@ a trio stream, encoded and decoded with pykbroker's codec."""
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Callable
 
 import trio
 
@@ -53,3 +53,39 @@ class PeerConnection:
         out = bytes(self._buffer[:n])
         del self._buffer[:n]
         return out
+
+
+class PeerPool:
+    """The broker's own requests to other brokers (transaction markers, a transaction's partition
+    checks): one connection per broker, reused, one request at a time on each. Any failure closes
+    that connection and is raised as PeerError; the caller decides whether to retry."""
+
+    def __init__(self, address: Callable[[int], tuple[str, int] | None], client_id: str) -> None:
+        self._address = address
+        self._client_id = client_id
+        self._conns: dict[int, PeerConnection] = {}
+        self._locks: dict[int, trio.Lock] = {}
+
+    async def request(self, broker_id: int, api_key: int, version: int, body: Any, timeout_s: float) -> Msg:
+        async with self._locks.setdefault(broker_id, trio.Lock()):
+            conn = self._conns.get(broker_id)
+            try:
+                with trio.fail_after(timeout_s):
+                    if conn is None:
+                        address = self._address(broker_id)
+                        if address is None:
+                            raise PeerError(f"broker {broker_id} is not alive")
+                        conn = self._conns[broker_id] = await PeerConnection.connect(*address, self._client_id)
+                    return await conn.request(api_key, version, body)
+            except (OSError, PeerError, trio.TooSlowError, trio.BrokenResourceError) as e:
+                self._conns.pop(broker_id, None)
+                if conn is not None:
+                    with trio.CancelScope(shield=True):
+                        await conn.aclose()
+                raise PeerError(f"broker {broker_id}: {e!r}") from e
+
+    async def aclose(self) -> None:
+        for conn in self._conns.values():
+            with trio.CancelScope(shield=True):
+                await conn.aclose()
+        self._conns.clear()

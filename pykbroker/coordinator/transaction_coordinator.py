@@ -54,8 +54,10 @@ TV2 = 2
 COORDINATOR_EPOCH = 0  # the leader epoch of the __transaction_state partition: one node, epoch 0
 
 TopicPartition = tuple[str, int]
-#: (producer id, epoch, commit?, coordinator epoch, partitions) -> partitions whose marker failed.
-MarkerWriter = Callable[[int, int, bool, int, frozenset[TopicPartition]], set[TopicPartition]]
+#: (transactional id, producer id, epoch, commit?, coordinator epoch, partitions) -> partitions whose
+#: marker is not written (failed, or, for a writer that sends them to other brokers, not yet: it
+#: reports them later through ``markers_written``).
+MarkerWriter = Callable[[str, int, int, bool, int, frozenset[TopicPartition]], set[TopicPartition]]
 
 _COMPLETED = (TxnState.EMPTY, TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT)
 
@@ -444,13 +446,28 @@ class TransactionCoordinator:
         """Write the markers (WriteTxnMarkers, inside the broker), then CompleteCommit/CompleteAbort.
         Partitions whose marker failed stay, and are tried again by ``tick``."""
         commit = txn.state == TxnState.PREPARE_COMMIT
-        failed = self._write_markers(txn.producer_id, txn.producer_epoch, commit, COORDINATOR_EPOCH,
-                                     frozenset(txn.partitions))
-        if failed:
-            txn.partitions = set(failed)
-            log.warning("transactional id %s: markers not written to %s; retrying", txn.transactional_id,
-                        ", ".join(f"{t}-{p}" for t, p in sorted(failed)))
+        pending = self._write_markers(txn.transactional_id, txn.producer_id, txn.producer_epoch, commit,
+                                      COORDINATOR_EPOCH, frozenset(txn.partitions))
+        self._markers_done(txn, pending)
+
+    def markers_written(self, transactional_id: str, producer_id: int, epoch: int,
+                        pending: set[TopicPartition]) -> None:
+        """An asynchronous marker writer's report: every marker of the transaction of ``producer_id``
+        at ``epoch`` is written except ``pending``'s (``tick`` retries those)."""
+        txn = self.txns.get(transactional_id)
+        if txn is None or txn.state not in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT) or \
+                (txn.producer_id, txn.producer_epoch) != (producer_id, epoch) or \
+                self._loads.get(self.partition_for(transactional_id)) is not Load.LOADED:
+            return  # completed, fenced or moved meanwhile: nothing of this report applies
+        self._markers_done(txn, pending & txn.partitions)
+
+    def _markers_done(self, txn: TxnMetadata, pending: set[TopicPartition]) -> None:
+        if pending:
+            txn.partitions = set(pending)
+            log.debug("transactional id %s: markers pending on %s", txn.transactional_id,
+                      ", ".join(f"{t}-{p}" for t, p in sorted(pending)))
             return
+        commit = txn.state == TxnState.PREPARE_COMMIT
         done = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
         rotate = txn.client_version >= TV2 and txn.next_producer_id != NO_PRODUCER_ID
         self._write(txn, txn.stored(state=done, partitions=frozenset(), last_update_ms=now_ms(),

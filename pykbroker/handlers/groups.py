@@ -28,8 +28,9 @@ async def find_coordinator(broker: "Broker", ctx: RequestContext, req: Msg) -> M
         if key_type not in (GROUP_KEY, TRANSACTION_KEY):
             return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": ErrorCode.INVALID_REQUEST,
                     "error_message": f"unknown coordinator key type {key_type}"}
-        if key_type == GROUP_KEY and broker.group_placement is not None:
-            code, leader = await broker.group_placement.coordinator(key)
+        placement = broker.group_placement if key_type == GROUP_KEY else broker.txn_placement
+        if placement is not None:
+            code, leader = await placement.coordinator_for(key)
             if leader is None:
                 return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": code,
                         "error_message": code.name}

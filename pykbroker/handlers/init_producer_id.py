@@ -31,6 +31,9 @@ async def init_producer_id(broker: "Broker", ctx: RequestContext, req: Msg) -> M
             await broker.transaction_state_ready()
             r = await broker.txns.init_producer_id(req.transactional_id, req.transaction_timeout_ms,
                                                    req.get("producer_id", -1), req.get("producer_epoch", -1))
+            code = await broker.replicated_txn_write(req.transactional_id, r.error)
+            if code:
+                return Msg(throttle_time_ms=0, error_code=code, producer_id=-1, producer_epoch=-1)
             return Msg(throttle_time_ms=0, error_code=r.error, producer_id=r.producer_id, producer_epoch=r.producer_epoch)
         producer_id = await broker.next_producer_id()
     except KafkaStorageError as e:

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import trio
 
 from ..cluster.roles import wait_for_replication
-from ..coordinator.transaction_coordinator import TV2
 from ..log.errors import (
     InvalidTimestampError, KafkaStorageError, MessageTooLargeError, NotLeaderError, RecordBatchTooLargeError,
 )
@@ -132,7 +131,7 @@ async def _append(broker: "Broker", topic: str, index: int, records: Any, versio
         if version < 3 and len(records) > LEGACY_MAGIC_AT and records[LEGACY_MAGIC_AT] < 2:
             # Produce v0-2 carry message sets of magic 0/1: up-convert once, as Kafka's LogValidator.
             records = legacy_to_v2_batch(records)
-        code = _verify_transaction(broker, topic, index, records, transactional_id, version)
+        code = await _verify_transaction(broker, topic, index, records, transactional_id, version)
         if code:
             return _error(index, code, "the partition is not part of the producer's ongoing transaction"
                           if code == ErrorCode.INVALID_TXN_STATE else None)
@@ -153,8 +152,8 @@ async def _append(broker: "Broker", topic: str, index: int, records: Any, versio
     return answer
 
 
-def _verify_transaction(broker: "Broker", topic: str, index: int, records: Any,
-                        transactional_id: str | None, version: int) -> ErrorCode:
+async def _verify_transaction(broker: "Broker", topic: str, index: int, records: Any,
+                              transactional_id: str | None, version: int) -> ErrorCode:
     """Transactional batches are written only into the producer's ongoing transaction (Kafka's
     transaction.partition.verification): before v12 the partition must have been added with
     AddPartitionsToTxn; from v12 (transactions v2) this adds it, starting the transaction if needed."""
@@ -165,11 +164,10 @@ def _verify_transaction(broker: "Broker", topic: str, index: int, records: Any,
     if transactional_id is None:
         return ErrorCode.INVALID_RECORD  # Kafka: transactional records need the request's transactional id
     tp = (topic, index)
-    if version >= ADD_PARTITION_VERSION:
-        code = broker.txns.add_partitions(transactional_id, header.producer_id, header.producer_epoch, [tp], TV2)
-    else:
-        code, verified = broker.txns.verify_partitions(transactional_id, header.producer_id, header.producer_epoch, [tp])
-        code = code or verified[tp]
+    add = version >= ADD_PARTITION_VERSION
+    code, verified = await broker.txn_partitions(transactional_id, header.producer_id, header.producer_epoch, [tp], add)
+    code = code or verified.get(tp, ErrorCode.NONE)
+    if not add:
         if code == ErrorCode.TRANSACTION_ABORTABLE and version < ABORTABLE_ERROR_VERSION:
             code = ErrorCode.INVALID_TXN_STATE
         elif code == ErrorCode.CONCURRENT_TRANSACTIONS:

@@ -60,6 +60,7 @@ async def add_partitions_to_txn(broker: "Broker", ctx: RequestContext, req: Msg)
         if not _has_unknown(broker, topics):
             code = broker.txns.add_partitions(req.v3_and_below_transactional_id, req.v3_and_below_producer_id,
                                               req.v3_and_below_producer_epoch, _pairs(topics))
+            code = await broker.replicated_txn_write(req.v3_and_below_transactional_id, code)
         return Msg(throttle_time_ms=0, results_by_topic_v3_and_below=_partition_results(broker, topics, code))
     results = []
     for txn in req.transactions:
@@ -75,6 +76,7 @@ async def add_partitions_to_txn(broker: "Broker", ctx: RequestContext, req: Msg)
                 code = broker.txns.add_partitions(txn.transactional_id, txn.producer_id, txn.producer_epoch,
                                                   _pairs(txn.topics),
                                                   TV2 if ctx.api_version >= ADD_PARTITIONS_V2 else 0)
+                code = await broker.replicated_txn_write(txn.transactional_id, code)
             topic_results = _partition_results(broker, txn.topics, code)
         results.append({"transactional_id": txn.transactional_id, "topic_results": topic_results})
     return Msg(throttle_time_ms=0, error_code=0, results_by_transaction=results)
@@ -90,7 +92,7 @@ async def add_offsets_to_txn(broker: "Broker", ctx: RequestContext, req: Msg) ->
     await broker.transaction_state_ready()
     offsets_partition = (OFFSETS_TOPIC, broker.groups.partition_for(req.group_id))
     code = broker.txns.add_partitions(req.transactional_id, req.producer_id, req.producer_epoch, [offsets_partition])
-    return Msg(throttle_time_ms=0, error_code=code)
+    return Msg(throttle_time_ms=0, error_code=await broker.replicated_txn_write(req.transactional_id, code))
 
 
 # v5 (4.0, KIP-890 part 2): the epoch bump per transaction; the response gains producer_id/epoch.
@@ -99,9 +101,28 @@ async def end_txn(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     await broker.transaction_state_ready()
     if ctx.api_version >= END_TXN_V2:
         r = await broker.txns.end_txn_v2(req.transactional_id, req.producer_id, req.producer_epoch, req.committed)
+        code = await broker.replicated_txn_write(req.transactional_id, r.error)
+        if code:
+            return Msg(throttle_time_ms=0, error_code=code, producer_id=-1, producer_epoch=-1)
         return Msg(throttle_time_ms=0, error_code=r.error, producer_id=r.producer_id, producer_epoch=r.producer_epoch)
     code = broker.txns.end_txn(req.transactional_id, req.producer_id, req.producer_epoch, req.committed)
-    return Msg(throttle_time_ms=0, error_code=code)
+    return Msg(throttle_time_ms=0, error_code=await broker.replicated_txn_write(req.transactional_id, code))
+
+
+@handles("WRITE_TXN_MARKERS", 0, 1)
+async def write_txn_markers(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
+    """A transaction coordinator's COMMIT/ABORT markers for the partitions this broker leads
+    (Kafka's handleWriteTxnMarkersRequest): answered per partition once the ISR has them."""
+    results = []
+    for m in req.markers:
+        codes = {(t.name, p): broker.write_marker(t.name, p, m.producer_id, m.producer_epoch, m.transaction_result,
+                                                  m.coordinator_epoch)
+                 for t in m.topics for p in t.partition_indexes}
+        await broker.replicated_markers(codes)
+        results.append({"producer_id": m.producer_id, "topics": [
+            {"name": t.name, "partitions": [{"partition_index": p, "error_code": codes[(t.name, p)]}
+                                            for p in t.partition_indexes]} for t in m.topics]})
+    return Msg(markers=results)
 
 
 # v5 (4.0, KIP-890 part 2) is v4 on the wire; from it the commit adds the offsets partition itself.
@@ -111,15 +132,14 @@ async def end_txn(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
 async def txn_offset_commit(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg:
     """Offsets written now as part of the producer's transaction; the group sees them on commit."""
     offsets_partition = (OFFSETS_TOPIC, broker.groups.partition_for(req.group_id))
-    if ctx.api_version >= TXN_OFFSET_COMMIT_V2:
-        code = broker.txns.add_partitions(req.transactional_id, req.producer_id, req.producer_epoch,
-                                          [offsets_partition], TV2)
+    v2 = ctx.api_version >= TXN_OFFSET_COMMIT_V2
+    code, verified = await broker.txn_partitions(req.transactional_id, req.producer_id, req.producer_epoch,
+                                                 [offsets_partition], add=v2)
+    code = code or verified.get(offsets_partition, ErrorCode.NONE)
+    if v2:
         if code == ErrorCode.PRODUCER_FENCED:
             code = ErrorCode.INVALID_PRODUCER_EPOCH  # Kafka's AddPartitionsToTxnManager answers so
     else:
-        code, verified = broker.txns.verify_partitions(req.transactional_id, req.producer_id, req.producer_epoch,
-                                                       [offsets_partition])
-        code = code or verified.get(offsets_partition, ErrorCode.NONE)
         if code == ErrorCode.TRANSACTION_ABORTABLE and ctx.api_version < ABORTABLE_ERROR_VERSION:
             code = ErrorCode.INVALID_TXN_STATE  # v4 (KIP-890) is the first to know TRANSACTION_ABORTABLE
     by_id = ctx.api_version >= TOPIC_IDS_VERSION

@@ -31,7 +31,7 @@ class Harness:
                 raise KafkaStorageError("disk full")
             self.batches.append(batch)
 
-        def write_markers(pid: int, epoch: int, commit: bool, coordinator_epoch: int, partitions: frozenset) -> set:
+        def write_markers(txn_id: str, pid: int, epoch: int, commit: bool, coordinator_epoch: int, partitions: frozenset) -> set:
             self.markers.append((pid, epoch, commit, partitions))
             return set(partitions) & self.fail_markers
 

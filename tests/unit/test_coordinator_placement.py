@@ -1,5 +1,6 @@
-"""cluster/group_placement.py: which broker coordinates a group in a cluster, and loading/unloading
-a __consumer_offsets partition's groups as this broker's leadership of it comes and goes."""
+"""cluster/coordinator_placement.py: which broker coordinates a group in a cluster, and loading/unloading
+a __consumer_offsets partition's groups as this broker's leadership of it comes and goes (the
+transaction coordinator's __transaction_state is placed by the same class)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import trio
 
-from pykbroker.cluster.group_placement import OFFSETS_TOPIC, GroupPlacement
+from pykbroker.cluster.coordinator_placement import CoordinatorPlacement, InternalTopic
 from pykbroker.cluster.model import NO_LEADER, BrokerInfo, ClusterSnapshot, PartitionState, TopicAssignment
 from pykbroker.coordinator.group_coordinator import GroupCoordinator
 from pykbroker.coordinator.offsets_schema import CommittedOffset
@@ -17,6 +18,7 @@ from pykbroker.coordinator.ownership import partition_for
 from pykbroker.protocol.errors import ErrorCode
 from pykbroker.protocol.records import iter_batches
 
+OFFSETS_TOPIC = "__consumer_offsets"
 BROKERS = {i: BrokerInfo(i, "127.0.0.1", 9000 + i) for i in (1, 2, 3)}
 
 
@@ -40,7 +42,7 @@ async def loaded(groups: GroupCoordinator) -> None:
             await trio.sleep(0.01)
 
 
-def placement(snapshot: ClusterSnapshot, rf: int = 3) -> tuple[GroupPlacement, Any]:
+def placement(snapshot: ClusterSnapshot, rf: int = 3) -> tuple[CoordinatorPlacement, Any]:
     plog = FakeLog()
     created: list[str] = []
 
@@ -51,10 +53,10 @@ def placement(snapshot: ClusterSnapshot, rf: int = 3) -> tuple[GroupPlacement, A
     groups = GroupCoordinator(lambda p, b: plog.batches.append(b), 3)
     broker = SimpleNamespace(
         cluster=SimpleNamespace(snapshot=snapshot, create_topic=create_topic),
-        config=SimpleNamespace(offsets_topic_replication_factor=rf, offsets_topic_num_partitions=3,
-                               offsets_topic_segment_bytes=1 << 20, offsets_commit_timeout_ms=1000),
+        config=SimpleNamespace(offsets_commit_timeout_ms=1000),
         groups=groups, logs=SimpleNamespace(topics={}), created=created, plog=plog)
-    return GroupPlacement(broker), broker  # type: ignore[arg-type]
+    spec = InternalTopic(OFFSETS_TOPIC, 3, rf, "offsets.topic.replication.factor", 1 << 20, "groups")
+    return CoordinatorPlacement(broker, spec, groups), broker  # type: ignore[arg-type]
 
 
 def trio_test(fn: Any) -> Any:
@@ -68,10 +70,10 @@ def trio_test(fn: Any) -> Any:
 @trio_test
 async def test_offsets_topic_is_not_created_while_fewer_brokers_than_its_replication_factor_live() -> None:
     place, broker = placement(ClusterSnapshot(brokers={1: BROKERS[1], 2: BROKERS[2]}))
-    assert await place.coordinator("g") == (ErrorCode.COORDINATOR_NOT_AVAILABLE, None)
+    assert await place.coordinator_for("g") == (ErrorCode.COORDINATOR_NOT_AVAILABLE, None)
     assert broker.created == []
     broker.cluster.snapshot.brokers[3] = BROKERS[3]
-    await place.coordinator("g")
+    await place.coordinator_for("g")
     assert broker.created == [OFFSETS_TOPIC]
 
 
@@ -83,9 +85,9 @@ async def test_the_coordinator_is_the_leader_of_the_groups_partition() -> None:
         states={(OFFSETS_TOPIC, i): PartitionState(1, 0, (1, 2, 3), 1) for i in range(3)})
     snap.states[(OFFSETS_TOPIC, p)] = PartitionState(2, 4, (2, 3), 1)
     place, broker = placement(snap)
-    assert await place.coordinator("g") == (ErrorCode.NONE, BROKERS[2])
+    assert await place.coordinator_for("g") == (ErrorCode.NONE, BROKERS[2])
     snap.states[(OFFSETS_TOPIC, p)] = PartitionState(NO_LEADER, 5, (), 1)
-    assert await place.coordinator("g") == (ErrorCode.COORDINATOR_NOT_AVAILABLE, None)
+    assert await place.coordinator_for("g") == (ErrorCode.COORDINATOR_NOT_AVAILABLE, None)
     assert broker.created == []
 
 

@@ -1,0 +1,119 @@
+"""Transactions on a 3-broker cluster: __transaction_state is replicated and its partition's leader is
+the transaction coordinator; markers reach partitions led by other brokers (WriteTxnMarkers), those
+leaders ask the coordinator whether a partition is in the transaction (AddPartitionsToTxn
+verify_only), and a transactional producer keeps working when its coordinator is SIGKILLed.
+
+Run: nice -n 10 .venv/bin/python -m pytest -m cluster tests/integration/test_cluster_transactions.py -q
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from cluster import LocalCluster, local_cluster, wait_for
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from pykbroker.protocol.messages import API_KEYS
+from pykbroker.tools.zookeeper import RunningZooKeeper
+from pykbroker.wire_client import WireClient
+
+pytestmark = pytest.mark.cluster
+PARTITIONS = 3
+
+
+@pytest.fixture
+def cluster(zookeeper: RunningZooKeeper, tmp_path: Path) -> Iterator[LocalCluster]:
+    with local_cluster(zookeeper, tmp_path, 3, min_insync_replicas="2") as c:
+        yield c
+
+
+def transactional_producer(bootstrap: str, txn_id: str) -> Producer:
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id, "transaction.timeout.ms": 60000,
+                  "enable.idempotence": True, "acks": "all", "linger.ms": 5})
+    p.init_transactions(60)
+    return p
+
+
+def send(p: Producer, topic: str, values: range, commit: bool = True) -> None:
+    p.begin_transaction()
+    for v in values:
+        p.produce(topic, str(v).encode(), partition=v % PARTITIONS)
+    p.flush(60)
+    end(p, commit)
+
+
+def end(p: Producer, commit: bool) -> None:
+    """commit/abort, retried while librdkafka calls the error retriable (a coordinator moving)."""
+    for _ in range(30):
+        try:
+            (p.commit_transaction if commit else p.abort_transaction)(60)
+            return
+        except KafkaException as e:
+            if not e.args[0].retriable():
+                raise
+    raise AssertionError("the transaction never ended")
+
+
+def read_committed(bootstrap: str, topic: str, count: int, timeout_s: float = 60) -> list[int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{topic}", "isolation.level": "read_committed",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    out: list[int] = []
+    try:
+        def enough() -> bool:
+            for m in c.consume(100, 0.5):
+                if m.error() is None:
+                    out.append(int(m.value()))
+            return len(out) >= count
+        wait_for(f"{count} committed records of {topic}", enough, timeout_s)
+        for m in c.consume(100, 1.0):  # nothing more arrives: no aborted record, no duplicate
+            if m.error() is None:
+                out.append(int(m.value()))
+    finally:
+        c.close()
+    return sorted(out)
+
+
+def transaction_coordinator(cluster: LocalCluster, txn_id: str) -> int:
+    def ask() -> int | None:
+        client = WireClient(cluster.running()[0].bootstrap)
+        try:
+            r = client.request(API_KEYS["FIND_COORDINATOR"], 3, {"key": txn_id, "key_type": 1})
+        finally:
+            client.close()
+        return r.node_id if r.error_code == 0 else None
+    return int(wait_for(f"the coordinator of {txn_id}", ask))  # type: ignore[arg-type]
+
+
+def test_transactions_across_partitions_led_by_different_brokers(cluster: LocalCluster) -> None:
+    cluster.create_topic("tx", partitions=PARTITIONS, replication=3)
+    leaders = {cluster.partition_state(1, "tx", p)[0] for p in range(PARTITIONS)}
+    assert len(leaders) > 1  # the markers have to cross brokers
+    p = transactional_producer(cluster.bootstrap, "t-across")
+    send(p, "tx", range(0, 30))
+    send(p, "tx", range(100, 130), commit=False)
+    send(p, "tx", range(30, 60))
+    # The last transaction is readable on every partition only once the abort before it is marked
+    # on every partition (the last stable offset stops at an open transaction).
+    assert read_committed(cluster.bootstrap, "tx", 60) == list(range(60))
+    coordinator = transaction_coordinator(cluster, "t-across")
+    assert coordinator in cluster.brokers
+
+
+def test_a_transactional_producer_survives_its_coordinators_sigkill(cluster: LocalCluster) -> None:
+    cluster.create_topic("txf", partitions=PARTITIONS, replication=3)
+    p = transactional_producer(cluster.bootstrap, "t-failover")
+    send(p, "txf", range(0, 10))
+    coordinator = transaction_coordinator(cluster, "t-failover")
+    p.begin_transaction()
+    for v in range(10, 20):
+        p.produce("txf", str(v).encode(), partition=v % PARTITIONS)
+    p.flush(60)  # the open transaction's records are on the ISR, its partitions in the replicated state
+    cluster.kill(coordinator)
+    end(p, commit=True)  # found on the new coordinator, which loaded the open transaction
+    send(p, "txf", range(20, 30))
+    survivors = ",".join(b.bootstrap for i, b in cluster.brokers.items() if i != coordinator)
+    assert read_committed(survivors, "txf", 30) == list(range(30))
+    assert transaction_coordinator(cluster, "t-failover") != coordinator
