@@ -129,6 +129,25 @@ def test_failed_markers_keep_the_transaction_preparing_until_they_are_written() 
     assert [m[3] for m in h.markers][-1] == frozenset({TP})
 
 
+def test_an_asynchronous_marker_writer_completes_the_transaction_when_it_reports() -> None:
+    """Cluster mode: the markers go to other brokers, so every partition is pending at first;
+    the writer's report completes the transaction, and a stale report (another epoch) is ignored."""
+    h = Harness()
+    c = h.coordinator
+    h.init()
+    c.add_partitions("t", 1000, 0, [TP, ("other", 1)])
+    h.fail_markers = {TP, ("other", 1)}  # what an asynchronous writer answers: nothing written yet
+    assert c.end_txn("t", 1000, 0, commit=True) == ErrorCode.NONE
+    assert c.describe("t").state == "PrepareCommit"
+    c.markers_written("t", 1000, 1, set())  # another epoch's report
+    assert c.describe("t").state == "PrepareCommit"
+    c.markers_written("t", 1000, 0, {("other", 1)})  # one written, one still pending
+    assert c.describe("t").state == "PrepareCommit" and c.describe("t").partitions == (("other", 1),)
+    c.markers_written("t", 1000, 0, set())
+    assert c.describe("t").state == "CompleteCommit" and c.describe("t").partitions == ()
+    assert _stored(h)[-1].state == TxnState.COMPLETE_COMMIT
+
+
 def test_a_failed_log_write_changes_nothing() -> None:
     h = Harness()
     c = h.coordinator
