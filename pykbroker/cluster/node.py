@@ -449,7 +449,11 @@ class ClusterNode:
         offline = [r for r in replicas if r not in self.snapshot.brokers]
         if state is None:
             return LeaderAndIsr(NO_LEADER, 0, replicas, [], offline)
-        return LeaderAndIsr(state.leader, state.leader_epoch, replicas, list(state.isr), offline)
+        # A leader this broker does not see alive (its registration not read yet, or its session just
+        # ended) is no leader for clients, as in Kafka's MetadataCache: they would look for a broker
+        # missing from the same response's broker list.
+        leader = state.leader if state.leader in self.snapshot.brokers else NO_LEADER
+        return LeaderAndIsr(leader, state.leader_epoch, replicas, list(state.isr), offline)
 
     def racks(self) -> dict[int, str | None]:
         return {b.broker_id: b.rack for b in self.snapshot.brokers.values()}

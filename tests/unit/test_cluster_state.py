@@ -111,3 +111,21 @@ def test_a_follower_that_stopped_fetching_is_not_taken_back_into_the_isr() -> No
     r.record_fetch(2, 10, 10, 2300)  # 2 fetches again, 3 is gone
     assert r.isr_candidate(2, (1,), fetched_since_ms=2300 - 2000)
     assert not r.isr_candidate(3, (1,), fetched_since_ms=2300 - 2000)
+
+
+def test_metadata_names_no_leader_that_this_broker_does_not_see_alive() -> None:
+    """Kafka's MetadataCache: a leader missing from the live brokers is -1 (LEADER_NOT_AVAILABLE),
+    never an id that the same Metadata response's broker list lacks (kafka-python raised
+    UnknownBrokerIdError on one, right after a whole-cluster restart)."""
+    from types import SimpleNamespace
+
+    from pykbroker.cluster.model import ClusterSnapshot
+    from pykbroker.cluster.node import ClusterNode
+
+    snapshot = ClusterSnapshot(brokers={2: BrokerInfo(2, "127.0.0.1", 9092)},
+                               topics={"t": TopicAssignment("t", uuid.uuid4(), {0: (1, 2), 1: (2, 1)})},
+                               states={("t", 0): PartitionState(1, 3, (1, 2), 1), ("t", 1): PartitionState(2, 0, (2, 1), 1)})
+    node = SimpleNamespace(snapshot=snapshot)
+    first = ClusterNode.leader_and_isr(node, "t", 0)  # type: ignore[arg-type]
+    assert (first.leader_id, first.leader_epoch, first.offline) == (-1, 3, [1])
+    assert ClusterNode.leader_and_isr(node, "t", 1).leader_id == 2  # type: ignore[arg-type, union-attr]
