@@ -117,3 +117,39 @@ def test_a_transactional_producer_survives_its_coordinators_sigkill(cluster: Loc
     survivors = ",".join(b.bootstrap for i, b in cluster.brokers.items() if i != coordinator)
     assert read_committed(survivors, "txf", 30) == list(range(30))
     assert transaction_coordinator(cluster, "t-failover") != coordinator
+
+
+def test_offsets_sent_to_a_transaction_become_the_groups_on_commit(cluster: LocalCluster) -> None:
+    """Consume-transform-produce: TxnOffsetCommit reaches the group coordinator, which asks the
+    transaction coordinator (another broker, as a rule) whether the offsets partition is in the
+    transaction; the commit's marker on __consumer_offsets makes the offsets the group's."""
+    cluster.create_topic("in", partitions=PARTITIONS, replication=3)
+    cluster.create_topic("out", partitions=PARTITIONS, replication=3)
+    feeder = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for v in range(30):
+        feeder.produce("in", str(v).encode(), partition=v % PARTITIONS)
+    assert feeder.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "ctp", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    consumer.subscribe(["in"])
+    p = transactional_producer(cluster.bootstrap, "t-ctp")
+    try:
+        seen: list[int] = []
+
+        def transform_some() -> bool:
+            batch = [m for m in consumer.consume(30, 1.0) if m.error() is None]
+            if batch:
+                p.begin_transaction()
+                for m in batch:
+                    p.produce("out", str(int(m.value()) * 10).encode(), partition=m.partition())
+                    seen.append(int(m.value()))
+                p.send_offsets_to_transaction(consumer.position(consumer.assignment()),
+                                              consumer.consumer_group_metadata(), 60)
+                end(p, commit=True)
+            return len(seen) >= 30
+        wait_for("30 records transformed", transform_some, 90)
+        committed = consumer.committed([TopicPartition("in", i) for i in range(PARTITIONS)], 30)
+        assert sorted(tp.offset for tp in committed) == [10, 10, 10]
+    finally:
+        consumer.close()
+    assert read_committed(cluster.bootstrap, "out", 30) == [v * 10 for v in range(30)]
