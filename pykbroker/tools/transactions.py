@@ -6,25 +6,47 @@ import argparse
 import time
 
 from ..protocol.errors import ErrorCode
-from .client import Client, ToolError
+from .client import METADATA, V_METADATA, Client, ToolError
 from .table import dash, print_table
 
-LIST_TRANSACTIONS, DESCRIBE_TRANSACTIONS = 66, 65
+LIST_TRANSACTIONS, DESCRIBE_TRANSACTIONS, FIND_COORDINATOR = 66, 65, 10
+TRANSACTION_KEY = 1
 
 
 def run(args: argparse.Namespace) -> int:
-    with Client(args.bootstrap, args.timeout_ms / 1000) as client:
+    """As kafka-transactions.sh: ``list`` asks every broker (each coordinates its own transactional
+    ids), ``describe`` asks the id's coordinator."""
+    timeout_s = args.timeout_ms / 1000
+    with Client(args.bootstrap, timeout_s) as client:
         if args.action == "list":
-            r = client.request(LIST_TRANSACTIONS, 1, {"state_filters": list(args.state or []),
-                                                      "producer_id_filters": [], "duration_filter": -1})
-            if r.error_code:
-                raise ToolError(f"ListTransactions failed: {ErrorCode(r.error_code).name}")
-            if r.unknown_state_filters:
-                raise ToolError(f"unknown transaction state(s): {', '.join(r.unknown_state_filters)}")
-            rows = [(t.transactional_id, "1", str(t.producer_id), t.transaction_state) for t in r.transaction_states]
+            rows = []
+            for node_id, address in _brokers(client):
+                with Client(address, timeout_s) as broker:
+                    rows += [(t.transactional_id, str(node_id), str(t.producer_id), t.transaction_state)
+                             for t in _list(broker, args.state or [])]
             print_table(("TRANSACTIONAL-ID", "COORDINATOR", "PRODUCER-ID", "STATE"), sorted(rows))
             return 0
-        return _describe(client, args.transactional_id)
+        r = client.request(FIND_COORDINATOR, 3, {"key": args.transactional_id, "key_type": TRANSACTION_KEY})
+        if r.error_code:
+            raise ToolError(f"FindCoordinator failed: {ErrorCode(r.error_code).name}")
+        with Client(f"{r.host}:{r.port}", timeout_s) as coordinator:
+            return _describe(coordinator, args.transactional_id)
+
+
+def _brokers(client: Client) -> list[tuple[int, str]]:
+    md = client.request(METADATA, V_METADATA, {"topics": [], "allow_auto_topic_creation": False,
+                                               "include_topic_authorized_operations": False})
+    return sorted((b.node_id, f"{b.host}:{b.port}") for b in md.brokers)
+
+
+def _list(client: Client, states: list[str]) -> list:
+    r = client.request(LIST_TRANSACTIONS, 1, {"state_filters": states, "producer_id_filters": [],
+                                              "duration_filter": -1})
+    if r.error_code:
+        raise ToolError(f"ListTransactions failed: {ErrorCode(r.error_code).name}")
+    if r.unknown_state_filters:
+        raise ToolError(f"unknown transaction state(s): {', '.join(r.unknown_state_filters)}")
+    return list(r.transaction_states)
 
 
 def _describe(client: Client, txn_id: str) -> int:

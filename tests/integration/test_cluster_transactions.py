@@ -8,6 +8,8 @@ Run: nice -n 10 .venv/bin/python -m pytest -m cluster tests/integration/test_clu
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -99,7 +101,16 @@ def test_transactions_across_partitions_led_by_different_brokers(cluster: LocalC
     # on every partition (the last stable offset stops at an open transaction).
     assert read_committed(cluster.bootstrap, "tx", 60) == list(range(60))
     coordinator = transaction_coordinator(cluster, "t-across")
-    assert coordinator in cluster.brokers
+    elsewhere = next(b.bootstrap for i, b in cluster.brokers.items() if i != coordinator)
+
+    def cli(*args: str) -> list[list[str]]:
+        """`pykbroker transactions ...` bootstrapped from a broker that does not coordinate the id."""
+        done = subprocess.run([sys.executable, "-m", "pykbroker", "transactions", *args, "--bootstrap", elsewhere],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return [line.split() for line in done.stdout.splitlines()[1:]]
+    assert ["t-across", str(coordinator)] in [row[:2] for row in cli("list")]  # every broker is asked
+    assert cli("describe", "t-across")[0][3] == "CompleteCommit"  # asked of the coordinator
 
 
 def test_a_transactional_producer_survives_its_coordinators_sigkill(cluster: LocalCluster) -> None:
