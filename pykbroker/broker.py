@@ -26,6 +26,7 @@ from .log.producer_state import InvalidProducerEpochError
 from .handlers import HANDLERS, RequestContext
 from .cluster.model import BrokerInfo
 from .cluster.partition import Partition
+from .cluster.roles import wait_for_replication
 from .cluster.fetch_sessions import FetchSessionCache
 from .cluster.partition_manager import PartitionManager
 from .cluster.log_cleaner import CleanerConfig, LogCleaner
@@ -46,8 +47,6 @@ from .server.limits import ServerLimits
 from .server.listener import serve
 from .server.quotas import parse_overrides
 from .tools.config_file import parse_properties
-
-from .cluster.roles import wait_for_replication
 
 if TYPE_CHECKING:
     from .cluster.coordinator_placement import CoordinatorPlacement
