@@ -22,7 +22,7 @@ from .coordinator.consumer_group import ConsumerGroupCoordinator, ConsumerGroupL
 from .coordinator.group_coordinator import GroupCoordinator
 from .coordinator.offset_coordinator import GroupLimits
 from .coordinator.transaction_coordinator import TV2, TransactionCoordinator, TxnLimits
-from .log.producer_state import InvalidProducerEpochError
+from .log.producer_state import CoordinatorFencedError, InvalidProducerEpochError
 from .handlers import HANDLERS, RequestContext
 from .cluster.model import BrokerInfo
 from .cluster.partition import Partition
@@ -252,6 +252,9 @@ class Broker:
         except InvalidProducerEpochError as e:
             log.warning("%s-%d: transaction marker refused: %s", topic, index, e)
             return ErrorCode.INVALID_PRODUCER_EPOCH
+        except CoordinatorFencedError as e:
+            log.warning("%s-%d: transaction marker refused: %s", topic, index, e)
+            return ErrorCode.TRANSACTION_COORDINATOR_FENCED
         except NotLeaderError as e:
             log.info("%s-%d: transaction marker not written: %s", topic, index, e)
             return ErrorCode.NOT_LEADER_OR_FOLLOWER

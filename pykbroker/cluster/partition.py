@@ -219,7 +219,7 @@ class Partition:
         COMMIT or ABORT control batch; an abort is indexed so read_committed readers skip its
         records. Returns the marker's offset. InvalidProducerEpochError if the epoch is stale."""
         self._check_leader()
-        self.producers.check_marker(producer_id, producer_epoch)
+        self.producers.check_marker(producer_id, producer_epoch, coordinator_epoch)
         marker = build_end_txn_marker(commit=commit, producer_id=producer_id, producer_epoch=producer_epoch,
                                       coordinator_epoch=coordinator_epoch)
         offset = self.log.log_end_offset
@@ -227,7 +227,7 @@ class Partition:
             self.log.append(marker, strict=False, leader_epoch=self.leader_epoch)
         except OSError as e:
             raise KafkaStorageError(f"append to {self.log.directory} failed: {e}") from e
-        first = self.producers.complete_txn(producer_id, producer_epoch)
+        first = self.producers.complete_txn(producer_id, producer_epoch, coordinator_epoch=coordinator_epoch)
         if first is not None and not commit:
             self.log.index_aborted(AbortedTxn(producer_id, first, offset, self.last_stable_offset))
         if self.log.has_rolled_segments or self.log.flush_requested:

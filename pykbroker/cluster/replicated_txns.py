@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..log.cleaner_filter import control_type
 from ..log.txn_index import AbortedTxn
 from ..protocol.batch_rewrite import record_spans
-from ..protocol.records import CONTROL_TYPE_ABORT, NO_PRODUCER_ID, iter_batches
+from ..protocol.records import CONTROL_TYPE_ABORT, NO_PRODUCER_ID, EndTxnMarkerSchema, decode_records, iter_batches
 
 if TYPE_CHECKING:
     from .partition import Partition
@@ -22,9 +22,18 @@ def apply_replicated(p: "Partition", batches: memoryview) -> None:
         if not (h.is_control and h.producer_id != NO_PRODUCER_ID):
             p.producers.rebuild([h])
             continue
-        first = p.producers.complete_txn(h.producer_id, h.producer_epoch, h.max_timestamp)
+        batch = batches[pos:pos + h.batch_length + 12]
+        first = p.producers.complete_txn(h.producer_id, h.producer_epoch, h.max_timestamp, _coordinator_epoch(batch))
         if first is None:
             continue
-        _, _, spans = record_spans(batches[pos:pos + h.batch_length + 12])
+        _, _, spans = record_spans(batch)
         if control_type(spans) == CONTROL_TYPE_ABORT:
             p.log.index_aborted(AbortedTxn(h.producer_id, first, h.base_offset, p.last_stable_offset))
+
+
+def _coordinator_epoch(batch: memoryview) -> int | None:
+    """The coordinator epoch the marker carries (EndTxnMarker's value), None if it has none."""
+    records = decode_records(batch)
+    if not records or records[0].value is None:
+        return None
+    return int(EndTxnMarkerSchema.parse(bytes(records[0].value)).coordinator_epoch)

@@ -43,10 +43,12 @@ NUM_BATCHES_TO_RETAIN = 5  # Kafka keeps five: the producer's max.in.flight.requ
 INT32_MAX = 2**31 - 1
 
 SNAPSHOT_SUFFIX: Final = ".snapshot"
-SNAPSHOT_VERSION: Final = 2
+SNAPSHOT_VERSION: Final = 3
 _HEADER = struct.Struct(">hI")
 _COUNT = struct.Struct(">i")
-_PRODUCERS = {1: struct.Struct(">qhqb"), 2: struct.Struct(">qhqbq")}
+#: Per producer: id, epoch, last timestamp, batch count; v2 + open transaction's first offset;
+#: v3 + coordinator epoch of its last marker.
+_PRODUCERS = {1: struct.Struct(">qhqb"), 2: struct.Struct(">qhqbq"), 3: struct.Struct(">qhqbqi")}
 _BATCH = struct.Struct(">iiqqq")
 
 
@@ -70,6 +72,11 @@ class InvalidProducerEpochError(Exception):
     """INVALID_PRODUCER_EPOCH: a batch from an epoch older than the producer's current one."""
 
 
+class CoordinatorFencedError(Exception):
+    """TRANSACTION_COORDINATOR_FENCED: a marker from a transaction coordinator older (by its leader
+    epoch of __transaction_state) than the one that wrote the producer's last marker."""
+
+
 class CorruptSnapshotError(ValueError):
     """A producer snapshot file that does not parse or whose CRC does not match."""
 
@@ -91,6 +98,8 @@ class ProducerEntry:
     last_timestamp: int = -1
     #: Offset of the first batch of the producer's ongoing transaction; -1 when none is open.
     txn_first_offset: int = -1
+    #: Coordinator epoch of the producer's last transaction marker (-1: none seen).
+    coordinator_epoch: int = -1
 
     @property
     def last_seq(self) -> int:
@@ -219,23 +228,32 @@ class ProducerStateManager:
 
     # ------------------------------------------------------------------ transactions
 
-    def check_marker(self, producer_id: int, epoch: int) -> None:
+    def check_marker(self, producer_id: int, epoch: int, coordinator_epoch: int = -1) -> None:
         """A COMMIT/ABORT marker from the coordinator: refused if its epoch is older than the
-        producer's (the coordinator was fenced), as Kafka's appendEndTxnMarker."""
+        producer's, or if it comes from an older coordinator than the producer's last marker (a
+        coordinator that lost its partition and does not know yet), as Kafka's appendEndTxnMarker."""
         entry = self._producers.get(producer_id)
         if entry is not None and epoch < entry.epoch:
             raise InvalidProducerEpochError(
                 f"transaction marker of producer {producer_id} has epoch {epoch}, older than {entry.epoch}")
+        if entry is not None and coordinator_epoch < entry.coordinator_epoch:
+            raise CoordinatorFencedError(
+                f"transaction marker of producer {producer_id} comes from coordinator epoch {coordinator_epoch}, "
+                f"older than {entry.coordinator_epoch}")
 
-    def complete_txn(self, producer_id: int, epoch: int, last_timestamp: int = -1) -> int | None:
+    def complete_txn(self, producer_id: int, epoch: int, last_timestamp: int = -1,
+                     coordinator_epoch: int | None = None) -> int | None:
         """A marker was appended: the producer's transaction ends. Returns the offset of its first
-        batch (None: it had written nothing here). A marker's newer epoch becomes the producer's."""
+        batch (None: it had written nothing here). A marker's newer epoch becomes the producer's,
+        and so does its coordinator epoch when known (not from a header-only replay)."""
         entry = self._producers.get(producer_id)
         if entry is None:
             entry = self._producers[producer_id] = ProducerEntry(epoch)
         elif epoch > entry.epoch:
             entry.epoch = epoch
             entry.batches.clear()
+        if coordinator_epoch is not None:
+            entry.coordinator_epoch = max(entry.coordinator_epoch, coordinator_epoch)
         entry.last_timestamp = max(entry.last_timestamp, last_timestamp)
         first, entry.txn_first_offset = entry.txn_first_offset, -1
         self._ongoing.pop(producer_id, None)
@@ -283,7 +301,7 @@ class ProducerStateManager:
         body = [_COUNT.pack(len(self._producers))]
         for pid, e in sorted(self._producers.items()):
             body.append(_PRODUCERS[SNAPSHOT_VERSION].pack(pid, e.epoch, e.last_timestamp, len(e.batches),
-                                                          e.txn_first_offset))
+                                                          e.txn_first_offset, e.coordinator_epoch))
             body.extend(_BATCH.pack(b.first_seq, b.last_seq, b.first_offset, b.last_offset, b.timestamp)
                         for b in e.batches)
         data = b"".join(body)
@@ -341,7 +359,8 @@ def _parse_snapshot(data: bytes) -> dict[int, ProducerEntry]:
             pos += layout.size
             if not 0 <= n <= NUM_BATCHES_TO_RETAIN:
                 raise CorruptSnapshotError(f"producer {pid} has {n} batches")
-            entry = ProducerEntry(epoch, last_timestamp=last_ts, txn_first_offset=txn[0] if txn else -1)
+            entry = ProducerEntry(epoch, last_timestamp=last_ts, txn_first_offset=txn[0] if txn else -1,
+                                  coordinator_epoch=txn[1] if len(txn) > 1 else -1)
             for _ in range(n):
                 entry.batches.append(BatchMeta(*_BATCH.unpack_from(body, pos)))
                 pos += _BATCH.size

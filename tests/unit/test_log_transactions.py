@@ -96,3 +96,26 @@ def test_producer_snapshot_keeps_open_transactions(tmp_path: Path) -> None:
     assert loaded.load_snapshot(tmp_path, 100) == 43
     assert loaded.ongoing_transactions() == {5: 42}
     assert loaded.complete_txn(5, 0) == 42 and loaded.first_unstable_offset() is None
+
+
+def test_markers_from_an_older_coordinator_are_fenced_and_the_epoch_survives_a_snapshot(tmp_path: Path) -> None:
+    """Kafka's checkCoordinatorEpoch: once a producer's marker came from coordinator epoch 3 (the
+    leader epoch of its __transaction_state partition), one from epoch 2, a coordinator that lost
+    the partition and does not know yet, is refused (TRANSACTION_COORDINATOR_FENCED)."""
+    from pykbroker.log.producer_state import CoordinatorFencedError
+    from pykbroker.protocol.records import iter_batches
+
+    state = ProducerStateManager()
+    state.record(next(iter_batches(txn_batch(5, 0, 0)))[1], 10)
+    state.check_marker(5, 0, 3)
+    assert state.complete_txn(5, 0, coordinator_epoch=3) == 10
+    with pytest.raises(CoordinatorFencedError):
+        state.check_marker(5, 0, 2)
+    state.check_marker(5, 0, 3)  # the same coordinator again (a retried marker) is fine
+    state.write_snapshot(tmp_path, 12, fsync=False)
+    loaded = ProducerStateManager()
+    assert loaded.load_snapshot(tmp_path, 100) == 12
+    with pytest.raises(CoordinatorFencedError):
+        loaded.check_marker(5, 0, 2)
+    loaded.complete_txn(5, 0)  # a header-only replay does not know the marker's coordinator epoch
+    assert loaded.entry(5).coordinator_epoch == 3

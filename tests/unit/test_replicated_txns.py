@@ -39,3 +39,15 @@ def test_follower_indexes_aborted_transactions_and_not_committed_ones(tmp_path: 
         assert all(isinstance(a, AbortedTxn) for a in aborted)
         assert p.producers.first_unstable_offset() is None
     trio.run(main)
+
+
+def test_a_follower_learns_the_coordinator_epoch_of_the_markers_it_copies(tmp_path: Path) -> None:
+    async def main() -> None:
+        p = Partition("t", 0, PartitionLog.open(tmp_path / "t-0", LogConfig(), fsync=False), 1)
+        p.join_cluster()
+        become_follower(p, PartitionState(2, 1, (1, 2), 1), (1, 2))
+        epoch_4_marker = build_end_txn_marker(commit=True, producer_id=7, producer_epoch=0, coordinator_epoch=4,
+                                              base_offset=1, partition_leader_epoch=1)
+        await append_replicated(p, txn_batch(7, 0) + epoch_4_marker, 2)
+        assert p.producers.entry(7).coordinator_epoch == 4  # a marker from an older coordinator is refused there
+    trio.run(main)
