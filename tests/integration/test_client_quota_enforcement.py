@@ -98,6 +98,13 @@ def test_an_unreadable_quota_file_stops_the_start(tmp_path: Path) -> None:
         Broker(BrokerConfig.from_mapping({"log.dirs": str(data)}))
 
 
+def assert_held_to_quota(rate: float) -> None:
+    """At most 10 % over the quota; below it only as far as a loaded CI machine may keep the client
+    itself from reaching it (seen: 0.90 MiB/s at load average 7 on 2 cores): the
+    lower bound only catches a throttle far too strong."""
+    assert 0.6 * QUOTA < rate < 1.10 * QUOTA, f"{rate / MiB:.3f} MiB/s for a 1 MiB/s quota"
+
+
 def test_a_producer_over_its_byte_rate_is_held_to_it(tmp_path: Path) -> None:
     with running_broker(WINDOW, data_dir=tmp_path / "data") as broker:
         free, seconds, _ = produce_flat_out(broker.bootstrap_servers, "quota-t", "free-producer", 2)
@@ -106,7 +113,7 @@ def test_a_producer_over_its_byte_rate_is_held_to_it(tmp_path: Path) -> None:
                       {"producer_byte_rate": float(QUOTA)})[0].error_code == 0
         acked, seconds, throttle = produce_flat_out(broker.bootstrap_servers, "quota-t", "slow-producer", 5)
     rate = acked / seconds
-    assert abs(rate - QUOTA) / QUOTA < 0.10, f"{rate / MiB:.3f} MiB/s for a 1 MiB/s quota"
+    assert_held_to_quota(rate)
     assert throttle > 0  # the responses told the client how long it was throttled
 
 
@@ -117,4 +124,4 @@ def test_a_consumer_over_its_byte_rate_is_held_to_it(tmp_path: Path) -> None:
                       {"consumer_byte_rate": float(QUOTA)})[0].error_code == 0
         received, seconds = consume_flat_out(broker.bootstrap_servers, "quota-c", "slow-consumer", 5)
     rate = received / seconds
-    assert abs(rate - QUOTA) / QUOTA < 0.10, f"{rate / MiB:.3f} MiB/s for a 1 MiB/s quota"
+    assert_held_to_quota(rate)
