@@ -100,6 +100,18 @@ class LocalCluster:
         p = next(p for p in md.topics[0].partitions if p.partition_index == partition)  # type: ignore[attr-defined]
         return p.leader_id, p.leader_epoch, sorted(p.isr_nodes)
 
+    def transaction_coordinator(self, txn_id: str) -> int:
+        """The broker FindCoordinator names for a transactional id (retried while __transaction_state
+        is being created and its leader elected)."""
+        def ask() -> int | None:
+            client = WireClient(self.running()[0].bootstrap)
+            try:
+                r = client.request(API_KEYS["FIND_COORDINATOR"], 3, {"key": txn_id, "key_type": 1})
+            finally:
+                client.close()
+            return r.node_id if r.error_code == 0 else None
+        return int(wait_for(f"the coordinator of {txn_id}", ask))  # type: ignore[arg-type]
+
     def create_topic(self, topic: str, partitions: int = 1, replication: int = 3, configs: dict[str, str] | None = None,
                      via: int | None = None) -> None:
         target = self.brokers[via].bootstrap if via is not None else self.running()[0].bootstrap

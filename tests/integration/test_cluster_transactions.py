@@ -17,9 +17,7 @@ import pytest
 from cluster import LocalCluster, local_cluster, wait_for
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from pykbroker.protocol.messages import API_KEYS
 from pykbroker.tools.zookeeper import RunningZooKeeper
-from pykbroker.wire_client import WireClient
 
 pytestmark = pytest.mark.cluster
 PARTITIONS = 3
@@ -78,17 +76,6 @@ def read_committed(bootstrap: str, topic: str, count: int, timeout_s: float = 60
     return sorted(out)
 
 
-def transaction_coordinator(cluster: LocalCluster, txn_id: str) -> int:
-    def ask() -> int | None:
-        client = WireClient(cluster.running()[0].bootstrap)
-        try:
-            r = client.request(API_KEYS["FIND_COORDINATOR"], 3, {"key": txn_id, "key_type": 1})
-        finally:
-            client.close()
-        return r.node_id if r.error_code == 0 else None
-    return int(wait_for(f"the coordinator of {txn_id}", ask))  # type: ignore[arg-type]
-
-
 def test_transactions_across_partitions_led_by_different_brokers(cluster: LocalCluster) -> None:
     cluster.create_topic("tx", partitions=PARTITIONS, replication=3)
     leaders = {cluster.partition_state(1, "tx", p)[0] for p in range(PARTITIONS)}
@@ -100,7 +87,7 @@ def test_transactions_across_partitions_led_by_different_brokers(cluster: LocalC
     # The last transaction is readable on every partition only once the abort before it is marked
     # on every partition (the last stable offset stops at an open transaction).
     assert read_committed(cluster.bootstrap, "tx", 60) == list(range(60))
-    coordinator = transaction_coordinator(cluster, "t-across")
+    coordinator = cluster.transaction_coordinator("t-across")
     elsewhere = next(b.bootstrap for i, b in cluster.brokers.items() if i != coordinator)
 
     def cli(*args: str) -> list[list[str]]:
@@ -117,7 +104,7 @@ def test_a_transactional_producer_survives_its_coordinators_sigkill(cluster: Loc
     cluster.create_topic("txf", partitions=PARTITIONS, replication=3)
     p = transactional_producer(cluster.bootstrap, "t-failover")
     send(p, "txf", range(0, 10))
-    coordinator = transaction_coordinator(cluster, "t-failover")
+    coordinator = cluster.transaction_coordinator("t-failover")
     p.begin_transaction()
     for v in range(10, 20):
         p.produce("txf", str(v).encode(), partition=v % PARTITIONS)
@@ -127,7 +114,7 @@ def test_a_transactional_producer_survives_its_coordinators_sigkill(cluster: Loc
     send(p, "txf", range(20, 30))
     survivors = ",".join(b.bootstrap for i, b in cluster.brokers.items() if i != coordinator)
     assert read_committed(survivors, "txf", 30) == list(range(30))
-    assert transaction_coordinator(cluster, "t-failover") != coordinator
+    assert cluster.transaction_coordinator("t-failover") != coordinator
 
 
 def test_offsets_sent_to_a_transaction_become_the_groups_on_commit(cluster: LocalCluster) -> None:

@@ -1,6 +1,8 @@
 """The Apache Kafka Java client (kafka-clients 3.9.1, tests/java/KafkaCheck.java) on a 3-broker cluster
 (real ZooKeeper, `pykbroker serve` processes), bootstrapping from a broker that is not the controller:
 it creates a replication-factor-3 topic, produces (acks=all, idempotent) and consumes everything back.
+And transactions from kafka-clients 3.9.1 (v1: AddPartitionsToTxn) and 4.4.0 (v2: Produce v12 adds the
+partition) where the partition's leader is not the transaction coordinator.
 
 Run: nice -n 10 .venv/bin/python -m pytest -m cluster tests/integration/clients/test_java_cluster.py -q
 """
@@ -38,3 +40,28 @@ def test_java_producer_and_consumer_bootstrap_from_a_non_controller_broker(
         assert consumed["count"] == 600
         for field in ("value_bytes", "value_crc_sum", "partitions"):
             assert consumed[field] == produced[field], field
+
+
+def test_java_transactions_where_the_leader_is_not_the_coordinator(
+        zookeeper: RunningZooKeeper, tmp_path: Path, java_client: Callable[..., dict[str, Any]],
+        java4x: Callable[..., dict[str, Any]]) -> None:
+    """The leader asks the coordinator (another broker) about each transactional produce, and the
+    coordinator's markers reach the leader by WriteTxnMarkers; fencing works across brokers too."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    with local_cluster(zookeeper, tmp_path, 3, min_insync_replicas="2",
+                       transaction_state_log_num_partitions="3") as cluster:
+        for name, client in (("java-3", java_client), ("java-4", java4x)):
+            topic = f"{name}-txn"
+            cluster.create_topic(topic, partitions=1, replication=3)
+            leader = wait_for(f"a leader for {topic}", lambda: max(cluster.partition_state(1, topic)[0], 0))
+            txn_id = next(t for t in (f"{name}-{i}" for i in range(100)) if cluster.transaction_coordinator(t) != leader)
+            r = client(["txn", "--bootstrap", cluster.bootstrap, "--topic", topic, "--transactional-id", txn_id,
+                        "--plan", "commit:3,abort:2,commit:1", "--fence"], timeout=120)
+            assert (r["commits"], r["aborts"], r["fenced"], r["fenced_by"]) == (2, 1, True, "ProducerFencedException")
+            c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"{name}-check",
+                          "isolation.level": "read_committed"})
+            c.assign([TopicPartition(topic, 0, 0)])
+            got = [m.value() for m in c.consume(num_messages=20, timeout=10) if m.error() is None]
+            c.close()
+            assert got == [b"commit-0", b"commit-1", b"commit-2", b"commit-5"], name
