@@ -100,6 +100,24 @@ class LocalCluster:
         p = next(p for p in md.topics[0].partitions if p.partition_index == partition)  # type: ignore[attr-defined]
         return p.leader_id, p.leader_epoch, sorted(p.isr_nodes)
 
+    def wait_for_leader(self, topic: str, partition: int = 0, via: int = 1) -> int:
+        """The leader broker ``via`` names, once that leader serves the partition itself: each broker
+        learns its role from ZooKeeper, so right after CreateTopics the leader may still answer
+        NOT_LEADER_OR_FOLLOWER. Checked with a leader-only Fetch (v10), which changes nothing."""
+        def ready() -> int | None:
+            leader = self.partition_state(via, topic, partition)[0]
+            if leader < 0:
+                return None
+            client = WireClient(self.brokers[leader].bootstrap)
+            try:
+                r = client.request(API_KEYS["FETCH"], 10, {
+                    "replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "topics": [{"topic": topic, "partitions": [
+                        {"partition": partition, "fetch_offset": 0, "partition_max_bytes": 1}]}]})
+            finally:
+                client.close()
+            return leader if r.responses[0].partitions[0].error_code == 0 else None
+        return int(wait_for(f"the leader of {topic}-{partition} to serve it", ready))  # type: ignore[arg-type]
+
     def transaction_coordinator(self, txn_id: str) -> int:
         """The broker FindCoordinator names for a transactional id (retried while __transaction_state
         is being created and its leader elected)."""

@@ -113,7 +113,7 @@ def test_leader_sigkill_during_acks_all_idempotent_produce_loses_no_acknowledged
 
 def test_sigstopped_follower_leaves_the_isr_and_rejoins_after_sigcont(cluster: LocalCluster) -> None:
     cluster.create_topic("st", partitions=1, replication=3)
-    leader, _, _ = cluster.partition_state(1, "st")
+    leader = cluster.wait_for_leader("st")
     follower, other = [i for i in cluster.brokers if i != leader]
     cluster.stop(follower)
     try:
@@ -134,7 +134,7 @@ def test_sigstopped_follower_leaves_the_isr_and_rejoins_after_sigcont(cluster: L
 
 def test_two_of_three_down_acks_all_gets_not_enough_replicas_and_acks_1_works(cluster: LocalCluster) -> None:
     cluster.create_topic("nr", partitions=1, replication=3)
-    leader, _, _ = cluster.partition_state(1, "nr")
+    leader = cluster.wait_for_leader("nr")
     for f in (i for i in cluster.brokers if i != leader):
         cluster.kill(f)
     wait_for("the ISR to shrink to the leader", lambda: isr_of(cluster, leader, "nr") == [leader], 20)
@@ -153,8 +153,8 @@ def test_an_isolated_old_leader_cannot_acknowledge_and_truncates_its_unreplicate
 
 def _isolated_old_leader(cluster: LocalCluster) -> None:
     cluster.create_topic("iso", partitions=1, replication=3)
-    old, epoch, _ = cluster.partition_state(1, "iso")
-    wait_for("the leader to have the topic", lambda: cluster.partition_state(old, "iso")[0] == old)
+    old = cluster.wait_for_leader("iso")
+    epoch = cluster.partition_state(1, "iso")[1]
     followers = [i for i in cluster.brokers if i != old]
     assert wire_produce(cluster.brokers[old].bootstrap, "iso", -1, [b"committed"]) == (ErrorCode.NONE, 0)
     for f in followers:  # the followers pause, so that the next record reaches the leader only
@@ -191,7 +191,8 @@ def _isolated_old_leader(cluster: LocalCluster) -> None:
 
 def test_sigterm_hands_leadership_to_an_in_sync_replica_before_exit(cluster: LocalCluster) -> None:
     cluster.create_topic("cs", partitions=3, replication=3)
-    leader, epoch, _ = cluster.partition_state(1, "cs")
+    leader = cluster.wait_for_leader("cs")
+    epoch = cluster.partition_state(1, "cs")[1]
     led = sum(p.leader_id == leader for p in cluster.metadata(1, "cs").topics[0].partitions)  # type: ignore[attr-defined]
     assert wire_produce(cluster.brokers[leader].bootstrap, "cs", -1, [b"before"]) == (ErrorCode.NONE, 0)
     proc = cluster.brokers[leader].proc

@@ -48,8 +48,8 @@ def fetch(cluster: LocalCluster, via: int, topic: str, version: int, rack: str =
 
 def test_leader_points_consumers_to_their_rack_and_followers_serve_them(cluster: LocalCluster) -> None:
     cluster.create_topic("ffr", partitions=1, replication=3)
-    leader, _, isr = cluster.partition_state(1, "ffr")
-    assert isr == [1, 2, 3]
+    leader = cluster.wait_for_leader("ffr")
+    assert cluster.partition_state(1, "ffr")[2] == [1, 2, 3]
     follower = next(i for i in cluster.brokers if i != leader)
     assert wire_produce(cluster.brokers[leader].bootstrap, "ffr", -1, [b"r0", b"r1", b"r2"]) == (ErrorCode.NONE, 0)
     md = cluster.metadata(1, "ffr")

@@ -120,7 +120,7 @@ def _poll_into(consumer: Consumer, seen: dict[int, list[str]]) -> None:
 def test_consumers_never_see_above_the_high_watermark(cluster: LocalCluster) -> None:
     """With both followers stopped, an acks=1 write is on the leader only: not readable until replicated."""
     cluster.create_topic("hw", partitions=1, replication=3)
-    leader, _, _ = cluster.partition_state(1, "hw")
+    leader = cluster.wait_for_leader("hw")
     assert wire_produce(cluster.brokers[leader].bootstrap, "hw", -1, [b"committed-value"]) == (ErrorCode.NONE, 0)
     followers = [i for i in cluster.brokers if i != leader]
     for f in followers:
