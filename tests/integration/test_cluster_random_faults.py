@@ -1,0 +1,392 @@
+"""A randomized fault run on a 3-broker cluster (real ZooKeeper, `pykbroker serve` processes): a seeded
+schedule SIGKILLs and restarts, SIGSTOPs and SIGCONTs, SIGTERMs (controlled shutdown) and restarts one
+broker at a time while an idempotent acks=all producer writes 4 partitions (RF 3, min.insync.replicas=2)
+and a group member consumes and commits. At the end, once every broker is back with the full ISR:
+
+* every acknowledged record is there exactly once, and every partition holds its records in the order
+  they were sent (records not acknowledged may be there or not, but never twice);
+* the group member went on consuming through the faults, up to the end of every partition;
+* a new member of the group starts at (not before) the offsets last committed successfully;
+* every broker lists the three brokers live, every partition has a leader and an ISR of three.
+
+PYKBROKER_FAULT_SEED=<int> replays a schedule (the seed is printed); PYKBROKER_FAULT_SECONDS=<s> sets how
+long faults are injected (default 40 s; the test takes about twice that).
+
+Run: nice -n 10 .venv/bin/python -m pytest -m cluster tests/integration/test_cluster_random_faults.py -q -s
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from cluster import LocalCluster, local_cluster, wait_for
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from pykbroker.tools.zookeeper import RunningZooKeeper
+
+pytestmark = pytest.mark.cluster
+
+TOPIC = "faults"
+PARTITIONS = 4
+GROUP = "fault-group"
+OFFSETS_PARTITIONS = 3
+
+
+# ---------------------------------------------------------------------------------------------- load
+
+
+@dataclass
+class ProducerLog:
+    """What the producer sent, and what was acknowledged or failed, per partition (values are sequences)."""
+
+    sent: dict[int, int] = field(default_factory=lambda: {p: 0 for p in range(PARTITIONS)})
+    acked: dict[int, list[int]] = field(default_factory=lambda: {p: [] for p in range(PARTITIONS)})
+    failed: dict[int, list[tuple[int, str]]] = field(default_factory=lambda: {p: [] for p in range(PARTITIONS)})
+    errors: list[str] = field(default_factory=list)
+
+
+class LoadProducer(threading.Thread):
+    """An idempotent acks=all confluent-kafka producer writing "<partition>:<sequence>" round-robin over
+    the partitions, about 400 records a second, until told to stop; then it flushes."""
+
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(daemon=True, name="load-producer")
+        self.log = ProducerLog()
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.remaining = -1
+        self.producer = Producer({
+            "bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
+            "message.timeout.ms": 120000, "retry.backoff.ms": 100, "retry.backoff.max.ms": 1000,
+            "topic.metadata.refresh.interval.ms": 2000, "socket.timeout.ms": 10000,
+            "error_cb": self._error, "log_level": 2})
+
+    def _error(self, err: object) -> None:
+        with self.lock:
+            self.log.errors.append(str(err))
+
+    def _delivered(self, err: object, msg: object) -> None:
+        p, seq = (int(x) for x in msg.value().split(b":"))  # type: ignore[attr-defined]
+        with self.lock:
+            if err is None:
+                self.log.acked[p].append(seq)
+            else:
+                self.log.failed[p].append((seq, str(err)))
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop_event.is_set():
+            p = i % PARTITIONS
+            seq = self.log.sent[p]
+            try:
+                self.producer.produce(TOPIC, f"{p}:{seq}".encode(), partition=p, on_delivery=self._delivered)
+            except BufferError:
+                self.producer.poll(0.1)
+                continue
+            self.log.sent[p] = seq + 1
+            i += 1
+            self.producer.poll(0)
+            if i % 4 == 0:
+                time.sleep(0.01)
+        self.remaining = self.producer.flush(120)
+        del self.producer  # no more logging from its threads once the brokers are gone
+
+
+@dataclass
+class MemberLog:
+    consumed: dict[int, list[tuple[int, int]]] = field(default_factory=lambda: {p: [] for p in range(PARTITIONS)})
+    committed_ok: dict[int, int] = field(default_factory=dict)    # last offset a commit was acknowledged for
+    committed_tried: dict[int, int] = field(default_factory=dict)  # highest offset ever sent in a commit
+    commits_ok: int = 0
+    commit_failures: list[str] = field(default_factory=list)
+
+
+class GroupMember(threading.Thread):
+    """A confluent-kafka group member reading the topic and committing its position every second."""
+
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(daemon=True, name="group-member")
+        self.log = MemberLog()
+        self.stop_event = threading.Event()
+        self.position: dict[int, int] = {}
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": GROUP, "auto.offset.reset": "earliest",
+            "enable.auto.commit": False, "session.timeout.ms": 10000, "heartbeat.interval.ms": 1000,
+            "topic.metadata.refresh.interval.ms": 2000, "socket.timeout.ms": 10000})
+        self.consumer.subscribe([TOPIC], on_assign=self._assigned)
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:  # it starts again from the committed offsets
+            self.position.pop(tp.partition, None)
+
+    def _commit(self) -> None:
+        offsets = [TopicPartition(TOPIC, p, o) for p, o in sorted(self.position.items())]
+        if not offsets:
+            return
+        for tp in offsets:
+            self.log.committed_tried[tp.partition] = max(self.log.committed_tried.get(tp.partition, -1), tp.offset)
+        try:
+            result = self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            self.log.commit_failures.append(str(e))
+            return
+        for tp in result or []:
+            if tp.error is None:
+                self.log.committed_ok[tp.partition] = tp.offset
+            else:
+                self.log.commit_failures.append(str(tp.error))
+        self.log.commits_ok += 1
+
+    def run(self) -> None:
+        last_commit = time.monotonic()
+        while not self.stop_event.is_set():
+            msg = self.consumer.poll(0.2)
+            if msg is not None and msg.error() is None:
+                p, seq = (int(x) for x in msg.value().split(b":"))
+                self.log.consumed[msg.partition()].append((msg.offset(), seq))
+                self.position[msg.partition()] = msg.offset() + 1
+            if time.monotonic() - last_commit >= 1:
+                self._commit()
+                last_commit = time.monotonic()
+        self._commit()
+        self.consumer.close()
+
+    def seen(self, partition: int) -> set[int]:
+        return {seq for _, seq in list(self.log.consumed[partition])}
+
+
+# ---------------------------------------------------------------------------------------------- faults
+
+
+class FaultRun:
+    """Applies a seeded random schedule of one-broker faults, recording what ran for the report."""
+
+    ACTIONS = ("sigkill", "sigstop", "sigterm")
+
+    def __init__(self, cluster: LocalCluster, seed: int, seconds: float) -> None:
+        self.cluster, self.rng, self.seconds = cluster, random.Random(seed), seconds
+        self.t0 = time.monotonic()
+        self.ran: list[str] = []
+
+    def note(self, what: str) -> None:
+        self.ran.append(f"{time.monotonic() - self.t0:7.2f}s {what}")
+
+    def run(self) -> None:
+        deadline = self.t0 + self.seconds
+        while time.monotonic() < deadline:
+            action = self.rng.choice(self.ACTIONS)
+            broker = self.rng.choice(sorted(self.cluster.brokers))
+            hold = self.rng.uniform(0.5, 5.0)
+            self.fault(action, broker, hold)
+            self.wait_whole(f"after {action} of broker {broker}")
+            time.sleep(self.rng.uniform(0.2, 2.0))
+
+    def fault(self, action: str, broker_id: int, hold: float) -> None:
+        b = self.cluster.brokers[broker_id]
+        assert b.proc is not None
+        self.note(f"{action} broker {broker_id} for {hold:.2f}s")
+        if action == "sigkill":
+            self.cluster.kill(broker_id)
+        elif action == "sigstop":
+            self.cluster.stop(broker_id)
+        else:
+            b.proc.send_signal(signal.SIGTERM)
+            code = b.proc.wait(60)
+            self.note(f"broker {broker_id} exited with {code} after SIGTERM")
+            assert code == 0, f"broker {broker_id} exited with {code} on SIGTERM"
+        time.sleep(hold)
+        if action == "sigstop":
+            self.cluster.resume(broker_id)
+        else:
+            b.start(60)
+        self.note(f"broker {broker_id} back")
+
+    def wait_whole(self, when: str, timeout_s: float = 90) -> None:
+        wait_for(f"the cluster to come back whole {when}", lambda: whole(self.cluster), timeout_s, 0.25)
+        self.note("cluster whole")
+
+
+def whole(cluster: LocalCluster) -> bool:
+    """Every broker lists all three live, and every partition of the topic and of __consumer_offsets has
+    a leader and an ISR of all three, as each broker reports it."""
+    for via in cluster.brokers:
+        if cluster.live_brokers(via) != sorted(cluster.brokers):
+            return False
+        for topic, count in ((TOPIC, PARTITIONS), ("__consumer_offsets", OFFSETS_PARTITIONS)):
+            md = cluster.metadata(via, topic)
+            parts = md.topics[0].partitions  # type: ignore[attr-defined]
+            if md.topics[0].error_code != 0 or len(parts) != count:  # type: ignore[attr-defined]
+                return False
+            if any(p.leader_id not in cluster.brokers or sorted(p.isr_nodes) != sorted(cluster.brokers)
+                   for p in parts):
+                return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+
+def read_everything(bootstrap: str, ends: dict[int, int]) -> dict[int, list[tuple[int, int]]]:
+    """(offset, sequence) of every record of every partition, read from offset 0 up to ``ends``."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "fault-checker", "enable.auto.commit": False,
+                         "auto.offset.reset": "error"})
+    consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
+    out: dict[int, list[tuple[int, int]]] = {p: [] for p in range(PARTITIONS)}
+
+    def done() -> bool:
+        for msg in consumer.consume(500, 0.5):
+            if msg.error() is None:
+                p, seq = (int(x) for x in msg.value().split(b":"))
+                assert p == msg.partition(), f"record {msg.value()!r} in partition {msg.partition()}"
+                out[p].append((msg.offset(), seq))
+            else:
+                raise AssertionError(f"reading {TOPIC}: {msg.error()}")
+        return all((out[p][-1][0] + 1 if out[p] else 0) >= ends[p] for p in range(PARTITIONS))
+
+    try:
+        wait_for("every record of every partition", done, 90, 0)
+    finally:
+        consumer.close()
+    return out
+
+
+def end_offsets(bootstrap: str) -> dict[int, int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "fault-checker"})
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=20)[1] for p in range(PARTITIONS)}
+    finally:
+        c.close()
+
+
+def check_partition(p: int, records: list[tuple[int, int]], acked: list[int], sent: int) -> list[str]:
+    problems = []
+    seqs = [seq for _, seq in records]
+    dupes = sorted({s for s in seqs if seqs.count(s) > 1}) if len(set(seqs)) != len(seqs) else []
+    if dupes:
+        problems.append(f"{TOPIC}-{p}: duplicated sequences {dupes[:20]}")
+    out_of_order = [(a, b) for a, b in zip(seqs, seqs[1:]) if b <= a]
+    if out_of_order:
+        problems.append(f"{TOPIC}-{p}: out of order {out_of_order[:10]}")
+    lost = sorted(set(acked) - set(seqs))
+    if lost:
+        problems.append(f"{TOPIC}-{p}: {len(lost)} acknowledged records lost: {lost[:20]}")
+    unknown = [s for s in seqs if not 0 <= s < sent]
+    if unknown:
+        problems.append(f"{TOPIC}-{p}: sequences never sent {unknown[:10]}")
+    offsets = [o for o, _ in records]
+    if offsets != sorted(set(offsets)):
+        problems.append(f"{TOPIC}-{p}: offsets not increasing")
+    return problems
+
+
+def check_new_member_resumes_at_commits(bootstrap: str, log: MemberLog, ends: dict[int, int]) -> list[str]:
+    """A new member of the group gets the committed offsets: at least the last acknowledged commit, at most
+    the highest offset ever committed (a commit that failed, timed out say, may still have been written)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "session.timeout.ms": 10000})
+    problems = []
+    try:
+        committed = {tp.partition: tp.offset for tp in
+                     c.committed([TopicPartition(TOPIC, p) for p in range(PARTITIONS)], timeout=30)}
+        for p in range(PARTITIONS):
+            low, high = log.committed_ok.get(p), log.committed_tried.get(p)
+            if low is None:
+                continue
+            if not low <= committed[p] <= (high if high is not None else low):
+                problems.append(f"{GROUP} {TOPIC}-{p}: committed {committed[p]}, expected between the last "
+                                f"acknowledged commit {low} and the highest tried {high}")
+        # and it really starts there: the first record it reads on each partition is at the committed offset
+        c.subscribe([TOPIC])
+        first: dict[int, int] = {}
+        want = {p for p in range(PARTITIONS) if committed.get(p, -1) >= 0 and committed[p] < ends[p]}
+
+        def all_first() -> bool:
+            msg = c.poll(0.5)
+            if msg is not None and msg.error() is None:
+                first.setdefault(msg.partition(), msg.offset())
+            return want <= set(first)
+
+        wait_for("the new member to read from every partition with records after its commit", all_first, 60, 0)
+        for p in want:
+            if first[p] != committed[p]:
+                problems.append(f"{GROUP} {TOPIC}-{p}: a new member read first offset {first[p]}, "
+                                f"committed {committed[p]}")
+    finally:
+        c.close()
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+
+def test_random_faults_keep_acknowledged_records_order_and_committed_offsets(
+        zookeeper: RunningZooKeeper, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seed = int(os.environ.get("PYKBROKER_FAULT_SEED") or random.SystemRandom().randrange(1 << 32))
+    seconds = float(os.environ.get("PYKBROKER_FAULT_SECONDS") or 40)
+    with capsys.disabled():
+        print(f"\nrandom faults: seed {seed} (PYKBROKER_FAULT_SEED={seed} replays it), {seconds:.0f} s of faults, "
+              f"logs in {tmp_path}/broker-*/broker-stderr.log")
+    with local_cluster(zookeeper, tmp_path, 3, min_insync_replicas="2", group_initial_rebalance_delay_ms="0",
+                       offsets_topic_num_partitions=str(OFFSETS_PARTITIONS),
+                       replica_high_watermark_checkpoint_interval_ms="500") as cluster:
+        faults = FaultRun(cluster, seed, seconds)
+        started = time.monotonic()
+        try:
+            _run(cluster, faults, capsys)
+        except BaseException:
+            with capsys.disabled():
+                print(f"\nrandom faults FAILED: seed {seed} (rerun with PYKBROKER_FAULT_SEED={seed} "
+                      f"PYKBROKER_FAULT_SECONDS={seconds:.0f}), after {time.monotonic() - started:.1f} s")
+                print("schedule that ran:\n  " + "\n  ".join(faults.ran))
+                print("broker logs:\n  " + "\n  ".join(b.stderr.name for b in cluster.brokers.values()))
+            raise
+
+
+def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[str]) -> None:
+    cluster.create_topic(TOPIC, partitions=PARTITIONS, replication=3)
+    producer = LoadProducer(cluster.bootstrap)
+    member = GroupMember(cluster.bootstrap)
+    producer.start()
+    member.start()
+    try:
+        wait_for("the group member to consume and commit before the faults",
+                 lambda: member.log.commits_ok > 0 and all(member.log.consumed.values()), 60)
+        faults.wait_whole("before the faults")
+        faults.t0 = time.monotonic()
+        faults.run()
+    finally:
+        producer.stop_event.set()
+        producer.join(150)
+    faults.note("producer stopped")
+    faults.wait_whole("at the end")
+    assert not producer.is_alive() and producer.remaining == 0, f"{producer.remaining} records not delivered"
+    log = producer.log
+    ends = end_offsets(cluster.bootstrap)
+    # the member goes on consuming: it reaches the end of every partition
+    try:
+        wait_for("the group member to reach the end of every partition",
+                 lambda: all(set(log.acked[p]) <= member.seen(p) for p in range(PARTITIONS)), 90, 0.5)
+    finally:
+        member.stop_event.set()
+        member.join(60)
+    faults.note("member stopped")
+    records = read_everything(cluster.bootstrap, ends)
+    problems = [problem for p in range(PARTITIONS)
+                for problem in check_partition(p, records[p], log.acked[p], log.sent[p])]
+    problems += check_new_member_resumes_at_commits(cluster.bootstrap, member.log, ends)
+    assert whole(cluster), "the cluster is not whole after the checks"
+    acked = sum(map(len, log.acked.values()))
+    failed = sum(map(len, log.failed.values()))
+    with capsys.disabled():
+        print(f"\nrandom faults: {len(faults.ran)} steps; {acked} records acknowledged, {failed} failed, "
+              f"{sum(map(len, records.values()))} in the log; {member.log.commits_ok} commits acknowledged, "
+              f"{len(member.log.commit_failures)} failed; producer errors: {log.errors[:5]}")
+        print("  " + "\n  ".join(faults.ran))
+    assert not problems, "\n".join(problems)
