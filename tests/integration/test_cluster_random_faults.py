@@ -10,7 +10,9 @@ and a group member consumes and commits. At the end, once every broker is back w
 * every broker lists the three brokers live, every partition has a leader and an ISR of three.
 
 PYKBROKER_FAULT_SEED=<int> replays a schedule (the seed is printed); PYKBROKER_FAULT_SECONDS=<s> sets how
-long faults are injected (default 40 s; the test takes about twice that).
+long faults are injected (default 40 s; the whole test takes about 60-80 s). PYKBROKER_FAULT_DOUBLE=1 adds
+faults of two brokers at once (a quarter of them): then the producer's records must wait (acks=all,
+NOT_ENOUGH_REPLICAS is retriable) and none may be acknowledged while two brokers are down.
 
 Run: nice -n 10 .venv/bin/python -m pytest -m cluster tests/integration/test_cluster_random_faults.py -q -s
 """
@@ -22,6 +24,7 @@ import random
 import signal
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +53,7 @@ class ProducerLog:
     acked: dict[int, list[int]] = field(default_factory=lambda: {p: [] for p in range(PARTITIONS)})
     failed: dict[int, list[tuple[int, str]]] = field(default_factory=lambda: {p: [] for p in range(PARTITIONS)})
     errors: list[str] = field(default_factory=list)
+    acked_at: list[tuple[float, int, int]] = field(default_factory=list)  # (time.monotonic(), partition, sequence)
 
 
 class LoadProducer(threading.Thread):
@@ -77,6 +81,7 @@ class LoadProducer(threading.Thread):
         with self.lock:
             if err is None:
                 self.log.acked[p].append(seq)
+                self.log.acked_at.append((time.monotonic(), p, seq))
             else:
                 self.log.failed[p].append((seq, str(err)))
 
@@ -166,14 +171,17 @@ class GroupMember(threading.Thread):
 
 
 class FaultRun:
-    """Applies a seeded random schedule of one-broker faults, recording what ran for the report."""
+    """Applies a seeded random schedule of faults, one broker at a time (two at times with ``double``),
+    recording what ran for the report and when fewer than two brokers could have acknowledged."""
 
     ACTIONS = ("sigkill", "sigstop", "sigterm")
 
-    def __init__(self, cluster: LocalCluster, seed: int, seconds: float) -> None:
-        self.cluster, self.rng, self.seconds = cluster, random.Random(seed), seconds
+    def __init__(self, cluster: LocalCluster, seed: int, seconds: float, double: bool) -> None:
+        self.cluster, self.rng, self.seconds, self.double = cluster, random.Random(seed), seconds, double
         self.t0 = time.monotonic()
         self.ran: list[str] = []
+        #: (from, to) in time.monotonic(): two brokers down or stopped, so no acks=all write can complete
+        self.no_quorum: list[tuple[float, float]] = []
 
     def note(self, what: str) -> None:
         self.ran.append(f"{time.monotonic() - self.t0:7.2f}s {what}")
@@ -181,32 +189,52 @@ class FaultRun:
     def run(self) -> None:
         deadline = self.t0 + self.seconds
         while time.monotonic() < deadline:
-            action = self.rng.choice(self.ACTIONS)
-            broker = self.rng.choice(sorted(self.cluster.brokers))
-            hold = self.rng.uniform(0.5, 5.0)
-            self.fault(action, broker, hold)
-            self.wait_whole(f"after {action} of broker {broker}")
+            count = 2 if self.double and self.rng.random() < 0.25 else 1
+            targets = self.targets(count)
+            faults = [(self.rng.choice(self.ACTIONS), b) for b in targets]
+            self.fault(faults, self.rng.uniform(0.5, 6.0))  # about 3 zookeeper.session.timeout.ms at most
+            self.wait_whole("after " + ", ".join(f"{a} of broker {b}" for a, b in faults))
             time.sleep(self.rng.uniform(0.2, 2.0))
 
-    def fault(self, action: str, broker_id: int, hold: float) -> None:
-        b = self.cluster.brokers[broker_id]
-        assert b.proc is not None
-        self.note(f"{action} broker {broker_id} for {hold:.2f}s")
-        if action == "sigkill":
-            self.cluster.kill(broker_id)
-        elif action == "sigstop":
-            self.cluster.stop(broker_id)
-        else:
-            b.proc.send_signal(signal.SIGTERM)
-            code = b.proc.wait(60)
-            self.note(f"broker {broker_id} exited with {code} after SIGTERM")
-            assert code == 0, f"broker {broker_id} exited with {code} on SIGTERM"
+    def targets(self, count: int) -> list[int]:
+        """Mostly leaders (of the topic's partitions or of __consumer_offsets'): their faults move leadership."""
+        ids = sorted(self.cluster.brokers)
+        leaders: list[int] = []
+        if self.rng.random() < 0.6:
+            try:
+                for topic in (TOPIC, "__consumer_offsets"):
+                    md = self.cluster.metadata(ids[0], topic)
+                    leaders += [p.leader_id for p in md.topics[0].partitions  # type: ignore[attr-defined]
+                                if p.leader_id in self.cluster.brokers]
+            except Exception:  # no matter: a random broker then
+                leaders = []
+        first = self.rng.choice(sorted(leaders) or ids)
+        return [first] + self.rng.sample([i for i in ids if i != first], count - 1)
+
+    def fault(self, faults: list[tuple[str, int]], hold: float) -> None:
+        for n, (action, broker_id) in enumerate(faults):
+            b = self.cluster.brokers[broker_id]
+            assert b.proc is not None
+            self.note(f"{action} broker {broker_id}" + (f" for {hold:.2f}s" if n == len(faults) - 1 else ""))
+            if action == "sigkill":
+                self.cluster.kill(broker_id)
+            elif action == "sigstop":
+                self.cluster.stop(broker_id)
+            else:
+                b.proc.send_signal(signal.SIGTERM)
+                code = b.proc.wait(60)
+                self.note(f"broker {broker_id} exited with {code} after SIGTERM")
+                assert code == 0, f"broker {broker_id} exited with {code} on SIGTERM"
+        quorum_lost = time.monotonic()
         time.sleep(hold)
-        if action == "sigstop":
-            self.cluster.resume(broker_id)
-        else:
-            b.start(60)
-        self.note(f"broker {broker_id} back")
+        if len(faults) > 1:
+            self.no_quorum.append((quorum_lost, time.monotonic()))
+        for action, broker_id in faults:
+            if action == "sigstop":
+                self.cluster.resume(broker_id)
+            else:
+                self.cluster.brokers[broker_id].start(60)
+            self.note(f"broker {broker_id} back")
 
     def wait_whole(self, when: str, timeout_s: float = 90) -> None:
         wait_for(f"the cluster to come back whole {when}", lambda: whole(self.cluster), timeout_s, 0.25)
@@ -323,6 +351,18 @@ def check_new_member_resumes_at_commits(bootstrap: str, log: MemberLog, ends: di
     return problems
 
 
+def check_no_acks_without_quorum(log: ProducerLog, windows: list[tuple[float, float]], slack_s: float = 1.5) -> list[str]:
+    """No record acknowledged while two of the three brokers were down or stopped (min.insync.replicas=2),
+    but for ``slack_s`` after the second fault (answers already on their way, callbacks not yet run)."""
+    problems = []
+    for start, end in windows:
+        during = [(p, seq) for t, p, seq in log.acked_at if start + slack_s < t < end]
+        if during:
+            problems.append(f"{len(during)} records acknowledged while two brokers were down "
+                            f"({end - start:.1f} s window): {during[:10]}")
+    return problems
+
+
 # ---------------------------------------------------------------------------------------------- the run
 
 
@@ -336,7 +376,7 @@ def test_random_faults_keep_acknowledged_records_order_and_committed_offsets(
     with local_cluster(zookeeper, tmp_path, 3, min_insync_replicas="2", group_initial_rebalance_delay_ms="0",
                        offsets_topic_num_partitions=str(OFFSETS_PARTITIONS),
                        replica_high_watermark_checkpoint_interval_ms="500") as cluster:
-        faults = FaultRun(cluster, seed, seconds)
+        faults = FaultRun(cluster, seed, seconds, os.environ.get("PYKBROKER_FAULT_DOUBLE", "0") not in ("", "0"))
         started = time.monotonic()
         try:
             _run(cluster, faults, capsys)
@@ -381,12 +421,14 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
     problems = [problem for p in range(PARTITIONS)
                 for problem in check_partition(p, records[p], log.acked[p], log.sent[p])]
     problems += check_new_member_resumes_at_commits(cluster.bootstrap, member.log, ends)
+    problems += check_no_acks_without_quorum(log, faults.no_quorum)
     assert whole(cluster), "the cluster is not whole after the checks"
-    acked = sum(map(len, log.acked.values()))
+    acked = len(log.acked_at)
     failed = sum(map(len, log.failed.values()))
+    errors = Counter(e.split(",")[0] for e in log.errors)  # KafkaError{code=...: how many of each
     with capsys.disabled():
         print(f"\nrandom faults: {len(faults.ran)} steps; {acked} records acknowledged, {failed} failed, "
               f"{sum(map(len, records.values()))} in the log; {member.log.commits_ok} commits acknowledged, "
-              f"{len(member.log.commit_failures)} failed; producer errors: {log.errors[:5]}")
+              f"{len(member.log.commit_failures)} failed; {len(faults.no_quorum)} two-broker faults; producer errors: {errors}")
         print("  " + "\n  ".join(faults.ran))
     assert not problems, "\n".join(problems)
