@@ -1,6 +1,6 @@
 """A randomized fault run on a 3-broker cluster (real ZooKeeper, `pykbroker serve` processes): a seeded
-schedule SIGKILLs and restarts, SIGSTOPs and SIGCONTs, SIGTERMs (controlled shutdown) and restarts one
-broker at a time while an idempotent acks=all producer writes 4 partitions (RF 3, min.insync.replicas=2)
+schedule SIGKILLs and restarts, SIGSTOPs and SIGCONTs, SIGTERMs (controlled shutdown, at times SIGKILLed
+during it) and restarts one broker at a time while an idempotent acks=all producer writes 4 partitions (RF 3, min.insync.replicas=2)
 and a group member consumes and commits. At the end, once every broker is back with the full ISR:
 
 * every acknowledged record is there exactly once, and every partition holds its records in the order
@@ -174,7 +174,8 @@ class FaultRun:
     """Applies a seeded random schedule of faults, one broker at a time (two at times with ``double``),
     recording what ran for the report and when fewer than two brokers could have acknowledged."""
 
-    ACTIONS = ("sigkill", "sigstop", "sigterm")
+    #: sigterm-sigkill: SIGKILL within a second of SIGTERM, during the controlled shutdown
+    ACTIONS = ("sigkill", "sigstop", "sigterm", "sigterm-sigkill")
 
     def __init__(self, cluster: LocalCluster, seed: int, seconds: float, double: bool) -> None:
         self.cluster, self.rng, self.seconds, self.double = cluster, random.Random(seed), seconds, double
@@ -220,6 +221,10 @@ class FaultRun:
                 self.cluster.kill(broker_id)
             elif action == "sigstop":
                 self.cluster.stop(broker_id)
+            elif action == "sigterm-sigkill":
+                b.proc.send_signal(signal.SIGTERM)
+                time.sleep(self.rng.uniform(0, 1))
+                self.cluster.kill(broker_id)
             else:
                 b.proc.send_signal(signal.SIGTERM)
                 code = b.proc.wait(60)
@@ -314,6 +319,18 @@ def check_partition(p: int, records: list[tuple[int, int]], acked: list[int], se
     return problems
 
 
+def check_member_read_committed_records(p: int, records: list[tuple[int, int]],
+                                       consumed: list[tuple[int, int]]) -> list[str]:
+    """What the group member read during the faults is what the log holds at those offsets in the end: a
+    consumer never sees a record that a leader change truncates later (it reads up to the high watermark)."""
+    final = dict(records)
+    wrong = [(o, seq, final.get(o)) for o, seq in consumed if final.get(o) != seq]
+    if wrong:
+        return [f"{TOPIC}-{p}: the group member read (offset, sequence, final sequence) {wrong[:10]}: "
+                f"records not in the final log at those offsets"]
+    return []
+
+
 def check_new_member_resumes_at_commits(bootstrap: str, log: MemberLog, ends: dict[int, int]) -> list[str]:
     """A new member of the group gets the committed offsets: at least the last acknowledged commit, at most
     the highest offset ever committed (a commit that failed, timed out say, may still have been written)."""
@@ -351,7 +368,8 @@ def check_new_member_resumes_at_commits(bootstrap: str, log: MemberLog, ends: di
     return problems
 
 
-def check_no_acks_without_quorum(log: ProducerLog, windows: list[tuple[float, float]], slack_s: float = 1.5) -> list[str]:
+def check_no_acks_without_quorum(log: ProducerLog, windows: list[tuple[float, float]],
+                                slack_s: float = 1.5) -> list[str]:
     """No record acknowledged while two of the three brokers were down or stopped (min.insync.replicas=2),
     but for ``slack_s`` after the second fault (answers already on their way, callbacks not yet run)."""
     problems = []
@@ -420,6 +438,8 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
     records = read_everything(cluster.bootstrap, ends)
     problems = [problem for p in range(PARTITIONS)
                 for problem in check_partition(p, records[p], log.acked[p], log.sent[p])]
+    problems += [problem for p in range(PARTITIONS)
+                 for problem in check_member_read_committed_records(p, records[p], member.log.consumed[p])]
     problems += check_new_member_resumes_at_commits(cluster.bootstrap, member.log, ends)
     problems += check_no_acks_without_quorum(log, faults.no_quorum)
     assert whole(cluster), "the cluster is not whole after the checks"
@@ -429,6 +449,7 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
     with capsys.disabled():
         print(f"\nrandom faults: {len(faults.ran)} steps; {acked} records acknowledged, {failed} failed, "
               f"{sum(map(len, records.values()))} in the log; {member.log.commits_ok} commits acknowledged, "
-              f"{len(member.log.commit_failures)} failed; {len(faults.no_quorum)} two-broker faults; producer errors: {errors}")
+              f"{len(member.log.commit_failures)} failed; {len(faults.no_quorum)} two-broker faults; "
+              f"producer errors: {dict(errors)}")
         print("  " + "\n  ".join(faults.ran))
     assert not problems, "\n".join(problems)
