@@ -101,7 +101,17 @@ class LoadProducer(threading.Thread):
             if i % 4 == 0:
                 time.sleep(0.01)
         self.remaining = self.producer.flush(120)
+
+    def tail(self, count: int) -> int:
+        """``count`` more records per partition once the run is over (the caller's thread); records not delivered."""
+        for p in range(PARTITIONS):
+            for _ in range(count):
+                seq = self.log.sent[p]
+                self.producer.produce(TOPIC, f"{p}:{seq}".encode(), partition=p, on_delivery=self._delivered)
+                self.log.sent[p] = seq + 1
+        remaining = self.producer.flush(60)
         del self.producer  # no more logging from its threads once the brokers are gone
+        return remaining
 
 
 @dataclass
@@ -351,6 +361,9 @@ def check_new_member_resumes_at_commits(bootstrap: str, log: MemberLog, ends: di
         c.subscribe([TOPIC])
         first: dict[int, int] = {}
         want = {p for p in range(PARTITIONS) if committed.get(p, -1) >= 0 and committed[p] < ends[p]}
+        if want != set(range(PARTITIONS)):
+            problems.append(f"{GROUP}: committed {committed}, end offsets {ends}: no commit below the end "
+                            f"(records were produced after the last commit) on some partitions")
 
         def all_first() -> bool:
             msg = c.poll(0.5)
@@ -426,7 +439,6 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
     faults.wait_whole("at the end")
     assert not producer.is_alive() and producer.remaining == 0, f"{producer.remaining} records not delivered"
     log = producer.log
-    ends = end_offsets(cluster.bootstrap)
     # the member goes on consuming: it reaches the end of every partition
     try:
         wait_for("the group member to reach the end of every partition",
@@ -435,6 +447,9 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
         member.stop_event.set()
         member.join(60)
     faults.note("member stopped")
+    # records after the group's last commit, so that a new member has somewhere to start from
+    assert producer.tail(25) == 0, "records produced after the run not delivered"
+    ends = end_offsets(cluster.bootstrap)
     records = read_everything(cluster.bootstrap, ends)
     problems = [problem for p in range(PARTITIONS)
                 for problem in check_partition(p, records[p], log.acked[p], log.sent[p])]
