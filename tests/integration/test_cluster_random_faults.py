@@ -1,11 +1,14 @@
 """A randomized fault run on a 3-broker cluster (real ZooKeeper, `pykbroker serve` processes): a seeded
 schedule SIGKILLs and restarts, SIGSTOPs and SIGCONTs, SIGTERMs (controlled shutdown, at times SIGKILLed
-during it) and restarts one broker at a time while an idempotent acks=all producer writes 4 partitions (RF 3, min.insync.replicas=2)
-and a group member consumes and commits. At the end, once every broker is back with the full ISR:
+during it) and restarts one broker at a time (the next fault waits until the cluster is whole again, or at
+times only until the broker is back, still catching up), while an idempotent acks=all producer writes 4
+partitions (RF 3, min.insync.replicas=2) and a group member consumes and commits. At the end, once every
+broker is back with the full ISR:
 
 * every acknowledged record is there exactly once, and every partition holds its records in the order
   they were sent (records not acknowledged may be there or not, but never twice);
-* the group member went on consuming through the faults, up to the end of every partition;
+* the group member went on consuming through the faults, up to the end of every partition, and what it
+  read is what the final log holds at those offsets;
 * a new member of the group starts at (not before) the offsets last committed successfully;
 * every broker lists the three brokers live, every partition has a leader and an ISR of three.
 
@@ -68,7 +71,8 @@ class LoadProducer(threading.Thread):
         self.remaining = -1
         self.producer = Producer({
             "bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
-            "message.timeout.ms": 120000, "retry.backoff.ms": 100, "retry.backoff.max.ms": 1000,
+            "message.timeout.ms": int(os.environ.get("PYKBROKER_FAULT_MESSAGE_TIMEOUT_MS") or 120000),
+            "retry.backoff.ms": 100, "retry.backoff.max.ms": 1000,
             "topic.metadata.refresh.interval.ms": 2000, "socket.timeout.ms": 10000,
             "error_cb": self._error, "log_level": 2})
 
@@ -204,7 +208,13 @@ class FaultRun:
             targets = self.targets(count)
             faults = [(self.rng.choice(self.ACTIONS), b) for b in targets]
             self.fault(faults, self.rng.uniform(0.5, 6.0))  # about 3 zookeeper.session.timeout.ms at most
-            self.wait_whole("after " + ", ".join(f"{a} of broker {b}" for a, b in faults))
+            when = "after " + ", ".join(f"{a} of broker {b}" for a, b in faults)
+            if self.rng.random() < 0.4:  # the next fault may come while the broker back catches up
+                wait_for(f"every broker live {when}", lambda: all(
+                    self.cluster.live_brokers(i) == sorted(self.cluster.brokers) for i in self.cluster.brokers), 90)
+                self.note("every broker live")
+            else:
+                self.wait_whole(when)
             time.sleep(self.rng.uniform(0.2, 2.0))
 
     def targets(self, count: int) -> list[int]:
