@@ -61,7 +61,14 @@ class ProducerLog:
 
 class LoadProducer(threading.Thread):
     """An idempotent acks=all confluent-kafka producer writing "<partition>:<sequence>" round-robin over
-    the partitions, about 400 records a second, until told to stop; then it flushes."""
+    the partitions, about 400 records a second, until told to stop; then it flushes.
+
+    One request in flight per connection, and no message timeout within the run: librdkafka (2.16) bumps
+    the producer epoch when a pipelined request gets OUT_OF_ORDER_SEQUENCE_NUMBER from a new leader (the
+    request before it having failed with NOT_LEADER_OR_FOLLOWER, or with the old leader's connection), or
+    when a message times out, and then sends again, under the new epoch and new sequences, records that
+    may have been written already: duplicates, whatever the broker (Apache Kafka answers the same;
+    confluentinc/librdkafka#4953)."""
 
     def __init__(self, bootstrap: str) -> None:
         super().__init__(daemon=True, name="load-producer")
@@ -71,8 +78,8 @@ class LoadProducer(threading.Thread):
         self.remaining = -1
         self.producer = Producer({
             "bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
-            "message.timeout.ms": int(os.environ.get("PYKBROKER_FAULT_MESSAGE_TIMEOUT_MS") or 120000),
-            "retry.backoff.ms": 100, "retry.backoff.max.ms": 1000,
+            "message.timeout.ms": 120000, "retry.backoff.ms": 100, "retry.backoff.max.ms": 1000,
+            "max.in.flight.requests.per.connection": 1,
             "topic.metadata.refresh.interval.ms": 2000, "socket.timeout.ms": 10000,
             "error_cb": self._error, "log_level": 2})
 
@@ -467,7 +474,7 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
                  for problem in check_member_read_committed_records(p, records[p], member.log.consumed[p])]
     problems += check_new_member_resumes_at_commits(cluster.bootstrap, member.log, ends)
     problems += check_no_acks_without_quorum(log, faults.no_quorum)
-    assert whole(cluster), "the cluster is not whole after the checks"
+    faults.wait_whole("after the checks", 60)  # an ISR may shrink a moment on a loaded machine
     acked = len(log.acked_at)
     failed = sum(map(len, log.failed.values()))
     errors = Counter(e.split(",")[0] for e in log.errors)  # KafkaError{code=...: how many of each
