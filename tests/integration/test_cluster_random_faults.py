@@ -9,7 +9,8 @@ broker is back with the full ISR:
   they were sent (records not acknowledged may be there or not, but never twice);
 * the group member went on consuming through the faults, up to the end of every partition, and what it
   read is what the final log holds at those offsets;
-* a new member of the group starts at (not before) the offsets last committed successfully;
+* after each fault, the group's committed offsets are at least those acknowledged before it; a new
+  member of the group starts at (not before) the offsets last committed successfully;
 * every broker lists the three brokers live, every partition has a leader and an ISR of three.
 
 PYKBROKER_FAULT_SEED=<int> replays a schedule (the seed is printed); PYKBROKER_FAULT_SECONDS=<s> sets how
@@ -192,6 +193,40 @@ class GroupMember(threading.Thread):
         return {seq for _, seq in list(self.log.consumed[partition])}
 
 
+class CommitWatch:
+    """The group's committed offsets survive each fault: after it, every partition's is at least the last
+    one acknowledged to the member before it (commits only move forward: a member that rejoins resumes
+    at the committed offset)."""
+
+    def __init__(self, bootstrap: str, log: MemberLog) -> None:
+        self.log = log
+        self.before: dict[int, int] = {}
+        self.problems: list[str] = []
+        self.reader = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False})
+
+    def snapshot(self) -> None:
+        self.before = dict(self.log.committed_ok)
+
+    def check(self, when: str) -> None:
+        tps = [TopicPartition(TOPIC, p) for p in sorted(self.before)]
+        if not tps:
+            return
+
+        def read() -> dict[int, int] | None:
+            got = self.reader.committed(tps, timeout=10)
+            return None if any(tp.error for tp in got) else {tp.partition: tp.offset for tp in got}
+
+        committed = wait_for(f"the group's committed offsets {when}", read, 60, 0.5)
+        assert isinstance(committed, dict)
+        behind = {p: (committed[p], o) for p, o in self.before.items() if committed[p] < o}
+        if behind:
+            self.problems.append(f"{GROUP} {when}: committed offsets went back (partition: (now, acknowledged "
+                                 f"before the fault)) {behind}")
+
+    def close(self) -> None:
+        self.reader.close()
+
+
 # ---------------------------------------------------------------------------------------------- faults
 
 
@@ -208,6 +243,7 @@ class FaultRun:
         self.ran: list[str] = []
         #: (from, to) in time.monotonic(): two brokers down or stopped, so no acks=all write can complete
         self.no_quorum: list[tuple[float, float]] = []
+        self.commits: CommitWatch | None = None
 
     def note(self, what: str) -> None:
         self.ran.append(f"{time.monotonic() - self.t0:7.2f}s {what}")
@@ -218,6 +254,8 @@ class FaultRun:
             count = 2 if self.double and self.rng.random() < 0.25 else 1
             targets = self.targets(count)
             faults = [(self.rng.choice(self.ACTIONS), b) for b in targets]
+            if self.commits is not None:
+                self.commits.snapshot()
             self.fault(faults, self.rng.uniform(0.5, 6.0))  # about 3 zookeeper.session.timeout.ms at most
             when = "after " + ", ".join(f"{a} of broker {b}" for a, b in faults)
             if self.rng.random() < 0.4:  # the next fault may come while the broker back catches up
@@ -226,6 +264,8 @@ class FaultRun:
                 self.note("every broker live")
             else:
                 self.wait_whole(when)
+            if self.commits is not None:
+                self.commits.check(when)
             time.sleep(self.rng.uniform(0.2, 2.0))
 
     def targets(self, count: int) -> list[int]:
@@ -447,6 +487,7 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
     cluster.create_topic(TOPIC, partitions=PARTITIONS, replication=3)
     producer = LoadProducer(cluster.bootstrap)
     member = GroupMember(cluster.bootstrap)
+    faults.commits = CommitWatch(cluster.bootstrap, member.log)
     producer.start()
     member.start()
     try:
@@ -456,6 +497,7 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
         faults.t0 = time.monotonic()
         faults.run()
     finally:
+        faults.commits.close()
         producer.stop_event.set()
         producer.join(150)
     faults.note("producer stopped")
@@ -480,6 +522,7 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
                  for problem in check_member_read_committed_records(p, records[p], member.log.consumed[p])]
     problems += check_new_member_resumes_at_commits(cluster.bootstrap, member.log, ends)
     problems += check_no_acks_without_quorum(log, faults.no_quorum)
+    problems += faults.commits.problems
     faults.wait_whole("after the checks", 60)  # an ISR may shrink a moment on a loaded machine
     acked = len(log.acked_at)
     failed = sum(map(len, log.failed.values()))
