@@ -7,8 +7,9 @@ broker is back with the full ISR:
 
 * every acknowledged record is there exactly once, and every partition holds its records in the order
   they were sent (records not acknowledged may be there or not, but never twice);
-* the group member went on consuming through the faults, up to the end of every partition, and what it
-  read is what the final log holds at those offsets;
+* the group member went on consuming through the faults, up to the end of every partition, offset after
+  offset (it goes back only to its committed offsets when it rejoins), and what it read is what the final
+  log holds at those offsets;
 * after each fault, the group's committed offsets are at least those acknowledged before it; a new
   member of the group starts at (not before) the offsets last committed successfully;
 * every broker lists the three brokers live, every partition has a leader and an ISR of three.
@@ -137,6 +138,9 @@ class MemberLog:
     committed_tried: dict[int, int] = field(default_factory=dict)  # highest offset ever sent in a commit
     commits_ok: int = 0
     commit_failures: list[str] = field(default_factory=list)
+    #: (partition, offset read before, offset read next, last acknowledged commit then) whenever the next
+    #: offset read is not the one after: a rewind to the committed offset when it rejoins, nothing else
+    jumps: list[tuple[int, int, int, int | None]] = field(default_factory=list)
 
 
 class GroupMember(threading.Thread):
@@ -149,7 +153,7 @@ class GroupMember(threading.Thread):
         self.position: dict[int, int] = {}
         self.consumer = Consumer({
             "bootstrap.servers": bootstrap, "group.id": GROUP, "auto.offset.reset": "earliest",
-            "enable.auto.commit": False, "session.timeout.ms": 10000, "heartbeat.interval.ms": 1000,
+            "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
             "topic.metadata.refresh.interval.ms": 2000, "socket.timeout.ms": 10000})
         self.consumer.subscribe([TOPIC], on_assign=self._assigned)
 
@@ -181,7 +185,10 @@ class GroupMember(threading.Thread):
             msg = self.consumer.poll(0.2)
             if msg is not None and msg.error() is None:
                 p, seq = (int(x) for x in msg.value().split(b":"))
-                self.log.consumed[msg.partition()].append((msg.offset(), seq))
+                consumed = self.log.consumed[msg.partition()]
+                if consumed and msg.offset() != consumed[-1][0] + 1:
+                    self.log.jumps.append((p, consumed[-1][0], msg.offset(), self.log.committed_ok.get(p)))
+                consumed.append((msg.offset(), seq))
                 self.position[msg.partition()] = msg.offset() + 1
             if time.monotonic() - last_commit >= 1:
                 self._commit()
@@ -402,6 +409,20 @@ def check_member_read_committed_records(p: int, records: list[tuple[int, int]],
     return []
 
 
+def check_member_never_skipped_nor_reset(log: MemberLog) -> list[str]:
+    """The member reads every offset in turn (no transactions: every offset holds a record) but when it
+    rejoins the group and goes back to the committed offset, never below the last acknowledged commit (an
+    offset reset to the earliest, after a wrong answer to its leader-epoch validation say)."""
+    problems = []
+    for p, before, after, acked in log.jumps:
+        if after > before + 1:
+            problems.append(f"{TOPIC}-{p}: the group member skipped from offset {before} to {after}")
+        elif acked is not None and after < acked:
+            problems.append(f"{TOPIC}-{p}: the group member went back from offset {before} to {after}, "
+                            f"below its acknowledged commit {acked}")
+    return problems
+
+
 def check_new_member_resumes_at_commits(bootstrap: str, log: MemberLog, ends: dict[int, int]) -> list[str]:
     """A new member of the group gets the committed offsets: at least the last acknowledged commit, at most
     the highest offset ever committed (a commit that failed, timed out say, may still have been written)."""
@@ -523,6 +544,7 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
     problems += check_new_member_resumes_at_commits(cluster.bootstrap, member.log, ends)
     problems += check_no_acks_without_quorum(log, faults.no_quorum)
     problems += faults.commits.problems
+    problems += check_member_never_skipped_nor_reset(member.log)
     faults.wait_whole("after the checks", 60)  # an ISR may shrink a moment on a loaded machine
     acked = len(log.acked_at)
     failed = sum(map(len, log.failed.values()))
@@ -530,7 +552,8 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
     with capsys.disabled():
         print(f"\nrandom faults: {len(faults.ran)} steps; {acked} records acknowledged, {failed} failed, "
               f"{sum(map(len, records.values()))} in the log; {member.log.commits_ok} commits acknowledged, "
-              f"{len(member.log.commit_failures)} failed; {len(faults.no_quorum)} two-broker faults; "
+              f"{len(member.log.commit_failures)} failed, {len(member.log.jumps)} rewinds; "
+              f"{len(faults.no_quorum)} two-broker faults; "
               f"producer errors: {dict(errors)}")
         print("  " + "\n  ".join(faults.ran))
     assert not problems, "\n".join(problems)
