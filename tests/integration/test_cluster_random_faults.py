@@ -17,9 +17,10 @@ broker is back with the full ISR:
 PYKBROKER_FAULT_SEED=<int> replays a schedule (the seed is printed); PYKBROKER_FAULT_SECONDS=<s> sets how
 long faults are injected (default 40 s; the whole test takes about 60-80 s). PYKBROKER_FAULT_DOUBLE=1 adds
 faults of two brokers at once (a quarter of them): then the producer's records must wait (acks=all,
-NOT_ENOUGH_REPLICAS is retriable) and none may be acknowledged while two brokers are down.
+NOT_ENOUGH_REPLICAS is retriable) and none sent meanwhile may be acknowledged before a broker is back.
+On a failure the seed, the schedule that ran and the brokers' logs (broker-*/broker-stderr.log) are printed.
 
-Run: nice -n 10 .venv/bin/python -m pytest -m cluster tests/integration/test_cluster_random_faults.py -q -s
+Run: nice -n 10 .venv/bin/python -m pytest -m cluster tests/integration/test_cluster_random_faults.py -q
 """
 
 from __future__ import annotations
