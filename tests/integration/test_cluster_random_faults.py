@@ -509,30 +509,30 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
     cluster.create_topic(TOPIC, partitions=PARTITIONS, replication=3)
     producer = LoadProducer(cluster.bootstrap)
     member = GroupMember(cluster.bootstrap)
-    faults.commits = CommitWatch(cluster.bootstrap, member.log)
+    faults.commits = commits = CommitWatch(cluster.bootstrap, member.log)
     producer.start()
     member.start()
     try:
-        wait_for("the group member to consume and commit before the faults",
-                 lambda: member.log.commits_ok > 0 and all(member.log.consumed.values()), 60)
-        faults.wait_whole("before the faults")
-        faults.t0 = time.monotonic()
-        faults.run()
-    finally:
-        faults.commits.close()
-        producer.stop_event.set()
-        producer.join(150)
-    faults.note("producer stopped")
-    faults.wait_whole("at the end")
-    assert not producer.is_alive() and producer.remaining == 0, f"{producer.remaining} records not delivered"
-    log = producer.log
-    # the member goes on consuming: it reaches the end of every partition
-    try:
+        try:
+            wait_for("the group member to consume and commit before the faults",
+                     lambda: member.log.commits_ok > 0 and all(member.log.consumed.values()), 60)
+            faults.wait_whole("before the faults")
+            faults.t0 = time.monotonic()
+            faults.run()
+        finally:
+            commits.close()
+            producer.stop_event.set()
+            producer.join(150)
+        faults.note("producer stopped")
+        faults.wait_whole("at the end")
+        assert not producer.is_alive() and producer.remaining == 0, f"{producer.remaining} records not delivered"
+        # the member goes on consuming: it reaches the end of every partition
         wait_for("the group member to reach the end of every partition",
-                 lambda: all(set(log.acked[p]) <= member.seen(p) for p in range(PARTITIONS)), 90, 0.5)
+                 lambda: all(set(producer.log.acked[p]) <= member.seen(p) for p in range(PARTITIONS)), 90, 0.5)
     finally:
         member.stop_event.set()
         member.join(60)
+    log = producer.log
     faults.note("member stopped")
     # records after the group's last commit, so that a new member has somewhere to start from
     assert producer.tail(25) == 0, "records produced after the run not delivered"
@@ -544,7 +544,7 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
                  for problem in check_member_read_committed_records(p, records[p], member.log.consumed[p])]
     problems += check_new_member_resumes_at_commits(cluster.bootstrap, member.log, ends)
     problems += check_no_acks_without_quorum(log, faults.no_quorum)
-    problems += faults.commits.problems
+    problems += commits.problems
     problems += check_member_never_skipped_nor_reset(member.log)
     faults.wait_whole("after the checks", 60)  # an ISR may shrink a moment on a loaded machine
     acked = len(log.acked_at)
