@@ -553,8 +553,8 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
     with capsys.disabled():
         print(f"\nrandom faults: {len(faults.ran)} steps; {acked} records acknowledged, {failed} failed, "
               f"{sum(map(len, records.values()))} in the log; {member.log.commits_ok} commits acknowledged, "
-              f"{len(member.log.commit_failures)} failed, {len(member.log.jumps)} rewinds; "
-              f"{len(faults.no_quorum)} two-broker faults; "
+              f"{len(member.log.commit_failures)} failed {sorted(set(member.log.commit_failures))[:5]}, "
+              f"{len(member.log.jumps)} rewinds; {len(faults.no_quorum)} two-broker faults; "
               f"producer errors: {dict(errors)}")
         print("  " + "\n  ".join(faults.ran))
     assert not problems, "\n".join(problems)
