@@ -249,7 +249,7 @@ class FaultRun:
         self.cluster, self.rng, self.seconds, self.double = cluster, random.Random(seed), seconds, double
         self.t0 = time.monotonic()
         self.ran: list[str] = []
-        #: (from, to) in time.monotonic(): two brokers down or stopped, so no acks=all write can complete
+        #: (from, to) in time.monotonic(): two brokers down or stopped (no acks=all write sent meanwhile completes)
         self.no_quorum: list[tuple[float, float]] = []
         self.commits: CommitWatch | None = None
 
@@ -492,14 +492,17 @@ def test_random_faults_keep_acknowledged_records_order_and_committed_offsets(
     with local_cluster(zookeeper, tmp_path, 3, min_insync_replicas="2", group_initial_rebalance_delay_ms="0",
                        offsets_topic_num_partitions=str(OFFSETS_PARTITIONS),
                        replica_high_watermark_checkpoint_interval_ms="500") as cluster:
-        faults = FaultRun(cluster, seed, seconds, os.environ.get("PYKBROKER_FAULT_DOUBLE", "0") not in ("", "0"))
+        double = os.environ.get("PYKBROKER_FAULT_DOUBLE", "0") not in ("", "0")
+        faults = FaultRun(cluster, seed, seconds, double)
         started = time.monotonic()
         try:
             _run(cluster, faults, capsys)
         except BaseException:
             with capsys.disabled():
-                print(f"\nrandom faults FAILED: seed {seed} (rerun with PYKBROKER_FAULT_SEED={seed} "
-                      f"PYKBROKER_FAULT_SECONDS={seconds:.0f}), after {time.monotonic() - started:.1f} s")
+                rerun = f"PYKBROKER_FAULT_SEED={seed} PYKBROKER_FAULT_SECONDS={seconds:.0f}" + \
+                    (" PYKBROKER_FAULT_DOUBLE=1" if double else "")
+                print(f"\nrandom faults FAILED: seed {seed} (rerun with {rerun}), "
+                      f"after {time.monotonic() - started:.1f} s")
                 print("schedule that ran:\n  " + "\n  ".join(faults.ran))
                 print("broker logs:\n  " + "\n  ".join(b.stderr.name for b in cluster.brokers.values()))
             raise
