@@ -10,7 +10,8 @@ transactions hang off have one owner:
   ``replication`` (cluster/replication.py) adds the role, the followers' progress and a high
   watermark of its own, and ``epochs`` the leader-epoch checkpoint (cluster/epoch_cache.py);
 - producer state: the idempotence check happens here, atomically with the append;
-- fetch waiters, woken when the *high watermark* moves.
+- waiters (cluster/waiters.py): followers' fetches woken by appends, consumers' fetches and acks=all
+  produces when what they wait for moves (the high watermark, the last stable offset).
 
 Disk work that may block stays off the event loop: an append is one ``pwrite`` into the page cache
 on the trio thread (atomic with its producer check: no await in between), while fsync
@@ -38,6 +39,7 @@ from ..protocol.records import BatchHeader, build_end_txn_marker, iter_batches
 from .epoch_cache import LeaderEpochCache
 from .hw_checkpoint import initial_high_watermark
 from .replication import Replication
+from .waiters import Waiters
 
 log = logging.getLogger("pykbroker.partition")
 
@@ -73,7 +75,7 @@ class Partition:
         self.producers = ProducerStateManager()
         self._load_producer_state()
         self._spawn = spawn
-        self._waiters: set[trio.Event] = set()
+        self.waiters = Waiters()
         self._io_lock = trio.Lock()
         self._advising = False  # one writeback/preallocation call at a time (_maybe_advise_kernel)
         self._write_lock = trio.Lock()
@@ -82,6 +84,8 @@ class Partition:
         #: Cluster mode only (``join_cluster``); None keeps the single-node behaviour.
         self.replication: Replication | None = None
         self.epochs: LeaderEpochCache | None = None
+        #: (high watermark, last stable offset) consumers' fetches were last woken for.
+        self._readable = self._readable_now()
 
     def _load_producer_state(self) -> None:
         """Kafka's way: the newest snapshot at or below the log end, then the batches after it;
@@ -139,6 +143,7 @@ class Partition:
         self.replication = Replication(self.node_id, high_watermark=hw)
         self.epochs = LeaderEpochCache(self.log.directory, fsync=self.log.fsync)
         self.leader_id = -1
+        self._readable = self._readable_now()
 
     @property
     def last_stable_offset(self) -> int:
@@ -233,7 +238,8 @@ class Partition:
         if self.log.has_rolled_segments or self.log.flush_requested:
             self._background(self._flush_pending)
         self._advance_high_watermark()
-        self._wake()  # the last stable offset (and the high watermark) moved
+        self.waiters.appended()
+        self.readable_changed()  # the last stable offset (and the high watermark) may have moved
         return offset
 
     def _check_leader(self) -> None:
@@ -285,7 +291,8 @@ class Partition:
             self.producers.record(h, offset)
             offset += h.last_offset_delta + 1
         self._advance_high_watermark()
-        self._wake()  # single node: the high watermark moved with the append; cluster: followers may fetch
+        self.waiters.appended()  # cluster: followers may fetch it
+        self.readable_changed()  # single node: the high watermark moved with the append
         return info
 
     def _advance_high_watermark(self) -> None:
@@ -419,15 +426,21 @@ class Partition:
 
     # ------------------------------------------------------------------ waiters
 
-    def add_waiter(self, event: trio.Event) -> None:
-        self._waiters.add(event)
+    def readable_changed(self) -> None:
+        """Wake consumers' fetches and the acks=all produces now covered, if the high watermark
+        or the last stable offset moved since they were last woken (a no-op otherwise)."""
+        readable = self._readable_now()
+        if readable != self._readable:
+            self._readable = readable
+            self.waiters.readable_moved(readable[0])
 
-    def remove_waiter(self, event: trio.Event) -> None:
-        self._waiters.discard(event)
+    def wake_all(self) -> None:
+        """Role, epoch or ISR changed: every waiter checks its outcome again."""
+        self._readable = self._readable_now()
+        self.waiters.wake_all()
 
-    def _wake(self) -> None:
-        for event in self._waiters:
-            event.set()
+    def _readable_now(self) -> tuple[int, int]:
+        return self.high_watermark, self.last_stable_offset
 
 
 async def _logged(fn: Callable[[], Any], partition: Partition) -> None:
