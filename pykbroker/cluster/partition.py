@@ -258,6 +258,9 @@ class Partition:
     def _complete(self, pending: _PendingWrite) -> AppendInfo:
         """A written large append becomes part of the log (on the event loop)."""
         prepared = pending.prepared
+        if self._closed or prepared.segment is not self.log.active_segment:
+            # dropped (topic deleted) or shut down while the bytes were written: they stay past the end
+            raise KafkaStorageError(f"append to {self.log.directory} failed: the partition was closed")
         try:
             prepared.segment.add_written(len(prepared.data), prepared.entries)
         except OSError as e:
