@@ -173,7 +173,10 @@ def latency(bootstrap: str, topic: str, rate: int = 1000, seconds: float = 5,
             producer.produce(topic, value=repr(now).encode(), partition=0)
             producer.poll(0)
             next_send += interval
-        for m in consumer.consume(num_messages=100, timeout=0):
+        # Block until the next send is due (poll returns at the first message): a busy loop here took
+        # a whole core from the brokers on a 2-core machine (three of them in bench/cluster.py).
+        m = consumer.poll(max(0.0, next_send - time.perf_counter()))
+        for m in ([m] if m is not None else []) + consumer.consume(num_messages=100, timeout=0):
             if m.error() is None:
                 samples.append(time.perf_counter() - float(m.value()))
     producer.flush(10)

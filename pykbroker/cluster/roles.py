@@ -42,7 +42,7 @@ async def become_leader(p: Partition, state: PartitionState, replicas: tuple[int
         r.lead(replicas, state.isr, p.log_end_offset, now_ms())
     r.advance(state.isr, p.log_end_offset)
     log.info("%s-%d: leader at epoch %d, ISR %s", p.topic, p.index, state.leader_epoch, list(state.isr))
-    p._wake()
+    p.wake_all()
 
 
 def become_follower(p: Partition, state: PartitionState, replicas: tuple[int, ...]) -> None:
@@ -54,7 +54,7 @@ def become_follower(p: Partition, state: PartitionState, replicas: tuple[int, ..
     r.follow()
     if was_leader:
         log.info("%s-%d: follower of %d at epoch %d", p.topic, p.index, state.leader, state.leader_epoch)
-    p._wake()  # acks=all waiters answer NOT_LEADER_OR_FOLLOWER
+    p.wake_all()  # acks=all waiters answer NOT_LEADER_OR_FOLLOWER
 
 
 def update_isr(p: Partition, state: PartitionState) -> None:
@@ -63,7 +63,7 @@ def update_isr(p: Partition, state: PartitionState) -> None:
     p.isr = list(state.isr)
     r.zk_version = state.zk_version
     r.advance(state.isr, p.log_end_offset)
-    p._wake()  # also acks=all waiters, which check min.insync.replicas again
+    p.wake_all()  # also acks=all waiters, which check min.insync.replicas again
 
 
 def follower_fetched(p: Partition, replica_id: int, fetch_offset: int) -> bool:
@@ -72,7 +72,7 @@ def follower_fetched(p: Partition, replica_id: int, fetch_offset: int) -> bool:
     r, _ = _replication(p)
     r.record_fetch(replica_id, fetch_offset, p.log_end_offset, now_ms())
     if r.advance(tuple(p.isr), p.log_end_offset):
-        p._wake()
+        p.readable_changed()
     return r.isr_candidate(replica_id, tuple(p.isr))
 
 
@@ -92,12 +92,12 @@ async def wait_for_replication(p: Partition, required_offset: int, epoch: int, d
         if trio.current_time() >= deadline:
             return ErrorCode.REQUEST_TIMED_OUT
         event = trio.Event()
-        p.add_waiter(event)
+        p.waiters.add_produce(required_offset, event)
         try:
             with trio.move_on_at(deadline):
                 await event.wait()
         finally:
-            p.remove_waiter(event)
+            p.waiters.remove_produce(event)
 
 
 async def append_replicated(p: Partition, records: bytes, leader_high_watermark: int) -> int:
@@ -120,7 +120,7 @@ async def append_replicated(p: Partition, records: bytes, leader_high_watermark:
     hw = min(leader_high_watermark, p.log_end_offset)
     if hw > r.high_watermark:
         r.high_watermark = hw
-    p._wake()
+    p.readable_changed()  # consumers reading from this follower (KIP-392)
     return end
 
 

@@ -1,7 +1,8 @@
 """Fetch: whole batches read straight from the segments, with min_bytes/max_wait long-polling.
 
-A fetch that cannot fill min_bytes waits until data is appended to one of its partitions (it is
-woken at once, not polled) or max_wait_ms passes. Fetch v0-3 get the batches down-converted to the
+A fetch that cannot fill min_bytes waits until one of its partitions has more for it (it is woken
+at once, not polled: a follower's fetch by an append, a consumer's when the high watermark or last
+stable offset moves, as Kafka's DelayedFetch) or max_wait_ms passes. Fetch v0-3 get the batches down-converted to the
 message format of their version. Fetch v7+ may use a fetch session (KIP-227, cluster/fetch_sessions):
 an incremental request names only the partitions whose position changed, and its response only the
 partitions with something new.
@@ -36,6 +37,7 @@ async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | Thrott
     max_wait_s = max(req.max_wait_ms, 0) / 1000
     quota = broker.client_quotas.fetch
     replica_id = _replica_id(req, v)
+    replica = replica_id >= 0  # a follower: reads up to the log end, so appends wake it (consumers: the HW)
     # Kafka: min(request's max_bytes, broker fetch.max.bytes, what the consumer's byte-rate quota allows
     # in one quota window); v0-2 have no max_bytes of their own. Followers are not clients: no quota.
     max_bytes = int(min(req.get("max_bytes", 0x7FFFFFFF), broker.config.fetch_max_bytes,
@@ -57,9 +59,9 @@ async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | Thrott
         waited = [p for t, _, parts in wanted if t is not None for q in parts
                   if (p := broker.partition(t, q.partition)) is not None]
         for p in waited:
-            p.add_waiter(event)
+            p.waiters.add_fetch(event, replica)
         try:
-            responses, total = _read_all(broker, wanted, max_bytes, v, isolation, replica_id >= 0, client_rack)
+            responses, total = _read_all(broker, wanted, max_bytes, v, isolation, replica, client_rack)
             redirected = any(p["preferred_read_replica"] >= 0 for t in responses for p in t["partitions"])
             if total >= min_bytes or max_wait_s <= 0 or trio.current_time() >= deadline or not waited or redirected:
                 break
@@ -68,7 +70,7 @@ async def fetch(broker: "Broker", ctx: RequestContext, req: Msg) -> Msg | Thrott
                 await event.wait()
         finally:
             for p in waited:
-                p.remove_waiter(event)
+                p.waiters.remove_fetch(event, replica)
     throttle_ms = quota.record(ANONYMOUS_USER, ctx.client_id, total) if replica_id < 0 else 0
     if throttle_ms:
         return _throttled(broker, quota, ctx, total, session, incremental, responses, throttle_ms)

@@ -81,6 +81,17 @@ class AppendInfo(NamedTuple):
     size: int
 
 
+class PreparedAppend(NamedTuple):
+    """An append ready to be written (PartitionLog.prepare_append)."""
+
+    segment: LogSegment
+    data: bytearray
+    #: (last offset, max timestamp, size) of each batch in ``data``.
+    entries: list[tuple[int, int, int]]
+    info: AppendInfo
+    now: int
+
+
 class ReadResult(NamedTuple):
     """Whole batches read from the log, plus the offsets a FetchResponse reports."""
 
@@ -188,7 +199,27 @@ class PartitionLog:
         strict: bool = True,
         leader_epoch: int | None = None,
     ) -> AppendInfo:
-        """Validate and append a records blob of v2 batches; return the offsets assigned.
+        """Validate and append a records blob of v2 batches; return the offsets assigned (see prepare_append)."""
+        prepared = self.prepare_append(records, assign_offsets=assign_offsets, log_append_time_ms=log_append_time_ms,
+                                       strict=strict, leader_epoch=leader_epoch)
+        if isinstance(prepared, AppendInfo):
+            return prepared
+        prepared.segment.append(prepared.data, prepared.entries)
+        return self.complete_append(prepared)
+
+    def prepare_append(
+        self,
+        records: bytes | bytearray | memoryview,
+        *,
+        assign_offsets: bool = True,
+        log_append_time_ms: int | None = None,
+        strict: bool = True,
+        leader_epoch: int | None = None,
+    ) -> "PreparedAppend | AppendInfo":
+        """Everything of an append but the write: validated, offset-patched bytes for the active
+        segment (rolled if due), which ``segment.append`` (or ``write_at_end`` in a worker thread,
+        then ``add_written``) writes and ``complete_append`` makes part of the log. Nothing changes
+        until then, and nothing else may append meanwhile. An empty blob gives its AppendInfo at once.
 
         ``assign_offsets`` (leader behaviour) numbers the batches from the log
         end offset; otherwise their offsets must continue the log (follower
@@ -253,17 +284,7 @@ class PartitionLog:
             pos += size
 
         self._maybe_roll(len(buf), max_ts, next_offset - 1, first_offset, now)
-        self.active_segment.append(buf, entries)
-        self._log_end_offset = next_offset
-        self._unflushed_messages += count
-        if self._unflushed_messages >= cfg.flush_messages or (
-            cfg.flush_ms != LONG_MAX and now - self._last_flush_ms >= cfg.flush_ms
-        ):
-            if self.deferred_io:
-                self.flush_requested = True
-            else:
-                self.flush()
-        return AppendInfo(
+        prepared = PreparedAppend(self.active_segment, buf, entries, AppendInfo(
             first_offset,
             next_offset - 1,
             max_ts,
@@ -273,7 +294,22 @@ class PartitionLog:
             count,
             len(entries),
             len(buf),
-        )
+        ), now)
+        return prepared
+
+    def complete_append(self, prepared: "PreparedAppend") -> AppendInfo:
+        """After the prepared bytes are in the segment file: the log end moves, the flush policy applies."""
+        cfg = self.config
+        self._log_end_offset = prepared.info.last_offset + 1
+        self._unflushed_messages += prepared.info.record_count
+        if self._unflushed_messages >= cfg.flush_messages or (
+            cfg.flush_ms != LONG_MAX and prepared.now - self._last_flush_ms >= cfg.flush_ms
+        ):
+            if self.deferred_io:
+                self.flush_requested = True
+            else:
+                self.flush()
+        return prepared.info
 
     def _check_sizes(self, headers: list[BatchHeader], total: int) -> None:
         limit = self.config.max_message_bytes

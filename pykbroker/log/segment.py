@@ -241,7 +241,19 @@ class LogSegment:
 
         ``batches`` holds ``(last offset, max timestamp, size)`` of each batch in ``data``.
         """
-        start = self.size
+        self._write(data, self.size)
+        self.add_written(len(data), batches)
+
+    def write_at_end(self, data: bytes | bytearray | memoryview) -> None:
+        """Worker thread: ``data`` into the file past its end, not yet part of the segment (readers
+        and ``size`` see it once ``add_written`` runs, on the event loop). The caller keeps every
+        other append and truncation of this segment out meanwhile; a close waits for the write."""
+        with self._file_lock:
+            if self._fd < 0:
+                raise KafkaStorageError(f"write to {self.log_path} failed: the segment is closed")
+            self._write(data, self.size, locked=True)
+
+    def _write(self, data: bytes | bytearray | memoryview, start: int, locked: bool = False) -> None:
         n = len(data)
         try:
             written = os.pwrite(self._fd, data, start)
@@ -251,12 +263,20 @@ class LogSegment:
                     written += os.pwrite(self._fd, mv[written:], start + written)
         except OSError as exc:
             try:
-                with self._file_lock:
+                if locked:
                     os.ftruncate(self._fd, start)
                     self._allocated_to = start
+                else:
+                    with self._file_lock:
+                        os.ftruncate(self._fd, start)
+                        self._allocated_to = start
             except OSError:
                 pass
             raise KafkaStorageError(f"write to {self.log_path} failed: {exc}") from exc
+
+    def add_written(self, n: int, batches: list[tuple[int, int, int]]) -> None:
+        """The ``n`` bytes written past the end become part of the segment: indexes, size."""
+        start = self.size
         saved = self._index_state()
         try:
             pos = start
@@ -558,9 +578,10 @@ class LogSegment:
         self.release_preallocation()
         for closer in (self.offset_index.close, self.time_index.close, self.txn_index.close):
             closer()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        with self._file_lock:  # not under a write in a worker thread (write_at_end)
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
     def close_handles(self) -> None:
         """Close file descriptors without touching the files (used before deletion)."""

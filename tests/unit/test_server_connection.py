@@ -272,3 +272,63 @@ def test_a_throttled_response_goes_out_at_once_and_mutes_the_connection() -> Non
         assert answered == [pytest.approx(0), pytest.approx(0.5)]
 
     run(main)
+
+
+class CountingStream(trio.abc.HalfCloseableStream):
+    """A stream that counts its sends (each would be one syscall and one packet on a socket)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.sends = inner, 0
+
+    async def send_all(self, data: Any) -> None:
+        self.sends += 1
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self.inner.send_eof()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_deferred_responses_ready_together_leave_in_order_in_one_send() -> None:
+    """acks=all responses whose wait ends at once (one high watermark move) are sent together,
+    still in request order; the connection reads on while they wait."""
+    from pykbroker.server.connection import Deferred
+
+    replicated = trio.Event()
+
+    async def deferring(request: Request, info: ConnectionInfo) -> Deferred:
+        async def finish() -> Msg:
+            await replicated.wait()
+            return await answer(request, info)
+        return Deferred(finish)
+
+    async def main() -> None:
+        client, server = trio.testing.memory_stream_pair()
+        counted = CountingStream(server)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(Served().run, counted, deferring))
+            await client.send_all(b"".join(encode_request(18, 3, cid, "t", {
+                "client_software_name": "t", "client_software_version": "1"}) for cid in range(5)))
+            await trio.testing.wait_all_tasks_blocked()
+            assert counted.sends == 0
+            replicated.set()
+            ids = []
+            while len(ids) < 5:
+                size, cid = struct.unpack(">ii", await client.receive_some(8))
+                body = size - 4
+                while body:
+                    body -= len(await client.receive_some(body))
+                ids.append(cid)
+            nursery.cancel_scope.cancel()
+        assert ids == [0, 1, 2, 3, 4]
+        assert counted.sends == 1
+
+    run(main)
