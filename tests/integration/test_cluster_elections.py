@@ -61,8 +61,8 @@ def test_auto_rebalance_moves_leadership_back_to_the_preferred_replica(zookeeper
     with local_cluster(zookeeper, tmp_path, 3, leader_imbalance_check_interval_seconds="1") as cluster:
         cluster.create_topic("rb", partitions=1, replication=3)
         preferred, survivor = move_leadership_away(cluster, "rb")
-        leader, epoch, _ = wait_for("the preferred replica to lead again",
-                                    lambda: (s := cluster.partition_state(survivor, "rb"))[0] == preferred and s, 30)
+        wait_for("the preferred replica to lead again", lambda: cluster.partition_state(survivor, "rb")[0] == preferred, 30)
+        assert cluster.wait_for_leader("rb", via=survivor) == preferred  # and to have applied its role
         assert wire_produce(cluster.brokers[preferred].bootstrap, "rb", -1, [b"x"])[0] == ErrorCode.NONE
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from typing import Callable
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,14 @@ def _allocated(path: Path) -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fallocate(FALLOC_FL_KEEP_SIZE) is Linux's")
+async def settled(done: Callable[[], bool], timeout_s: float = 10) -> None:
+    """Until background work (a worker thread) has done what ``done`` checks; a loaded machine may
+    take far longer than the few milliseconds it usually takes."""
+    with trio.move_on_after(timeout_s):
+        while not done():
+            await trio.sleep(0.01)
+
+
 def test_blocks_are_allocated_ahead_in_a_worker_thread_and_given_back_on_roll(tmp_path: Path) -> None:
     """The active segment gets blocks past its end (its size unchanged, its bytes only the records);
     a rolled segment, and a closed one, give the blocks they did not use back."""
@@ -104,17 +113,17 @@ def test_blocks_are_allocated_ahead_in_a_worker_thread_and_given_back_on_roll(tm
         async with trio.open_nursery() as nursery:
             p = Partition("t", 0, plog, node_id=1, spawn=nursery.start_soon)
             await p.append_records(batch(1000))
-            await trio.sleep(0.05)  # the background preallocation
             first = plog.active_segment
+            await settled(lambda: _allocated(first.log_path) >= (20 << 20) - 4096)  # the background preallocation
             assert first.size < 2000 and first.log_path.stat().st_size == first.size
             assert _allocated(first.log_path) >= (20 << 20) - 4096  # ahead, up to segment.bytes
             assert not first.preallocation_due()
             while plog.active_segment is first:  # fill it until it rolls
                 await p.append_records(batch(1 << 19))
-            await trio.sleep(0.05)  # the roll's background flush gives the rest back
-            assert _allocated(first.log_path) < first.size + (1 << 20)
+            await settled(lambda: _allocated(first.log_path) < first.size + (1 << 20))  # the roll's background flush
+            assert _allocated(first.log_path) < first.size + (1 << 20)  # gives the rest back
             second = plog.active_segment
-            await trio.sleep(0.05)
+            await settled(lambda: _allocated(second.log_path) > second.size + (4 << 20))
             assert _allocated(second.log_path) > second.size + (4 << 20)  # created with blocks ahead
         records = [h.base_offset for h, _ in plog.iter_batches(0)]
         assert records == list(range(len(records)))  # nothing but the records in the files
