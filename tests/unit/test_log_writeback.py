@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import trio
