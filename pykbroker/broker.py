@@ -307,11 +307,30 @@ class Broker:
         configured = self.config.cluster_id
         if props.get("cluster.id") and configured and props["cluster.id"] != configured:
             raise StartupError(f"{path} belongs to cluster {props['cluster.id']}, not the configured {configured}")
-        cluster_id = props.get("cluster.id") or configured or \
-            base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if props.get("cluster.id") != cluster_id:
-            write_atomic(path, f"version=1\ncluster.id={cluster_id}\nnode.id={self.node_id}\n".encode())
+        #: The id this broker's data (or configuration) belongs to, if any: in a cluster, it must be
+        #: the one in ZooKeeper.
+        self._claimed_cluster_id: str | None = props.get("cluster.id") or configured or None
+        cluster_id = self._claimed_cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if props.get("cluster.id") != cluster_id and not self.config.zookeeper_connect:
+            write_atomic(path, self._meta_properties(cluster_id))
         return cluster_id
+
+    def _meta_properties(self, cluster_id: str) -> bytes:
+        return f"version=1\ncluster.id={cluster_id}\nnode.id={self.node_id}\n".encode()
+
+    async def join_cluster_id(self, cluster_id: str) -> None:
+        """In a cluster the id is ZooKeeper's /cluster/id (the first broker proposed its own): it is
+        adopted and kept in meta.properties; data of another cluster refuses to start, as Kafka's
+        InconsistentClusterIdException."""
+        path = self.data_dir / "meta.properties"
+        claimed = self._claimed_cluster_id
+        if claimed is not None and claimed != cluster_id:
+            raise StartupError(f"{path} (or cluster.id) names cluster {claimed}, but ZooKeeper's /cluster/id is "
+                               f"{cluster_id}: this data belongs to another cluster; refusing to start")
+        if claimed is None:
+            await trio.to_thread.run_sync(write_atomic, path, self._meta_properties(cluster_id))
+            self._claimed_cluster_id = cluster_id
+        self.cluster_id = cluster_id
 
     def _read_producer_id_block(self) -> int:
         """End of the last producer-id block handed out (0: none yet). Unreadable: refuse to start,

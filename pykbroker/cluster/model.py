@@ -142,6 +142,19 @@ def parse_producer_id_block_end(data: bytes) -> int:
     return int(raw["block_end"])
 
 
+def cluster_id_json(cluster_id: str) -> bytes:
+    return json.dumps({"version": "1", "id": cluster_id}).encode()
+
+
+def parse_cluster_id(data: bytes, path: str) -> str:
+    """/cluster/id as Kafka writes it; anything else raises ValueError (a broker must not make up
+    another id for a cluster that has one)."""
+    raw = _load(data)
+    if raw is None or not isinstance(raw.get("id"), str) or not raw["id"]:
+        raise ValueError(f"{path} holds {data[:200]!r}, not Kafka's cluster id")
+    return raw["id"]
+
+
 @dataclass
 class ClusterSnapshot:
     """Everything one read of ZooKeeper saw: live brokers, the controller, topics and partition states."""

@@ -83,6 +83,11 @@ class ClusterNode:
         except ZK_ERRORS as e:
             raise StartupError(f"cannot connect to ZooKeeper at {self.broker.config.zookeeper_connect}: {e!r}") from e
         try:
+            try:
+                cluster_id = await self.zk.cluster_id(self.broker.cluster_id)
+            except ValueError as e:
+                raise StartupError(f"{e}; refusing to start (repair the znode)") from e
+            await self.broker.join_cluster_id(cluster_id)
             async with trio.open_nursery() as nursery:
                 self.fetchers.attach(nursery)
                 await self._sync_once()

@@ -20,8 +20,8 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from .model import (
-    BrokerInfo, ClusterSnapshot, PartitionState, TopicAssignment, controller_json, parse_controller,
-    parse_producer_id_block_end, parse_topic_config, producer_id_block_json, topic_config_json,
+    BrokerInfo, ClusterSnapshot, PartitionState, TopicAssignment, cluster_id_json, controller_json, parse_cluster_id,
+    parse_controller, parse_producer_id_block_end, parse_topic_config, producer_id_block_json, topic_config_json,
 )
 
 log = logging.getLogger("pykbroker.zk")
@@ -108,6 +108,20 @@ class ZkClient:
         return await _off_loop(lambda: fn(*args, **kwargs))
 
     # ------------------------------------------------------------------ registration and controller
+
+    async def cluster_id(self, proposed: str) -> str:
+        """Kafka's /cluster/id: the first broker of a cluster writes ``proposed``; every broker adopts
+        what is there, so all of them report one cluster id."""
+        return await _off_loop(self._cluster_id, proposed)
+
+    def _cluster_id(self, proposed: str) -> str:
+        path = self._p("/cluster/id")
+        try:
+            self._kazoo.create(path, cluster_id_json(proposed), makepath=True)
+        except NodeExistsError:
+            pass
+        data, _ = self._kazoo.get(path)
+        return parse_cluster_id(data, path)
 
     async def register_broker(self, info: BrokerInfo) -> bool:
         """/brokers/ids/<id> (ephemeral) for this session; False while another session still holds it

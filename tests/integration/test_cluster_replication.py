@@ -138,3 +138,20 @@ def test_consumers_never_see_above_the_high_watermark(cluster: LocalCluster) -> 
     finally:
         for f in followers:
             cluster.resume(f)
+
+
+def test_every_broker_reports_the_one_cluster_id_that_zookeeper_holds(cluster: LocalCluster) -> None:
+    """Kafka's /cluster/id: the first broker writes it, the others adopt it (and keep it in their
+    meta.properties); a broker whose data belongs to another cluster refuses to start."""
+    ids = {cluster.metadata(i, "").cluster_id for i in cluster.brokers}  # type: ignore[attr-defined]
+    assert len(ids) == 1 and ids != {None}
+    (cluster_id,) = ids
+    for b in cluster.brokers.values():
+        assert f"cluster.id={cluster_id}\n" in (b.data_dir / "meta.properties").read_text()
+    stranger = cluster.brokers[3]
+    stranger.kill()
+    meta = stranger.data_dir / "meta.properties"
+    meta.write_text(meta.read_text().replace(cluster_id, "another-cluster-id"))
+    with pytest.raises(RuntimeError, match="did not start"):
+        stranger.start(timeout_s=20)
+    assert "ZooKeeper's /cluster/id is " + cluster_id in Path(stranger.stderr.name).read_text()
