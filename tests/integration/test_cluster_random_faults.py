@@ -2,8 +2,10 @@
 schedule SIGKILLs and restarts, SIGSTOPs and SIGCONTs, SIGTERMs (controlled shutdown, at times SIGKILLed
 during it) and restarts one broker at a time (the next fault waits until the cluster is whole again, or at
 times only until the broker is back, still catching up), while an idempotent acks=all producer writes 4
-partitions (RF 3, min.insync.replicas=2) and a group member consumes and commits. At the end, once every
-broker is back with the full ISR:
+partitions (RF 3, min.insync.replicas=2), a group member consumes and commits, and a transactional
+producer writes small transactions (5-20 records over the 3 partitions of another topic, RF 3), committing
+most and aborting some (seeded); faults fall mostly on leaders, the transaction coordinator's
+(__transaction_state) among them. At the end, once every broker is back with the full ISR:
 
 * every acknowledged record is there exactly once, and every partition holds its records in the order
   they were sent (records not acknowledged may be there or not, but never twice);
@@ -12,6 +14,10 @@ broker is back with the full ISR:
   log holds at those offsets;
 * after each fault, the group's committed offsets are at least those acknowledged before it; a new
   member of the group starts at (not before) the offsets last committed successfully;
+* a read_committed consumer reads every record of every transaction whose commit was acknowledged exactly
+  once, no record of an aborted one (aborted on purpose, or because librdkafka said it must be), and of a
+  transaction whose commit failed fatally all its records or none; it reaches the high watermark of every
+  partition within 60 s (the last stable offset gets there: no transaction left open);
 * every broker lists the three brokers live, every partition has a leader and an ISR of three.
 
 PYKBROKER_FAULT_SEED=<int> replays a schedule (the seed is printed); PYKBROKER_FAULT_SECONDS=<s> sets how
