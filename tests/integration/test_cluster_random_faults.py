@@ -2,8 +2,10 @@
 schedule SIGKILLs and restarts, SIGSTOPs and SIGCONTs, SIGTERMs (controlled shutdown, at times SIGKILLed
 during it) and restarts one broker at a time (the next fault waits until the cluster is whole again, or at
 times only until the broker is back, still catching up), while an idempotent acks=all producer writes 4
-partitions (RF 3, min.insync.replicas=2) and a group member consumes and commits. At the end, once every
-broker is back with the full ISR:
+partitions (RF 3, min.insync.replicas=2), a group member consumes and commits, and a transactional
+producer writes small transactions (5-20 records over the 3 partitions of another topic, RF 3), committing
+most and aborting some (seeded); faults fall mostly on leaders, the transaction coordinator's
+(__transaction_state) among them. At the end, once every broker is back with the full ISR:
 
 * every acknowledged record is there exactly once, and every partition holds its records in the order
   they were sent (records not acknowledged may be there or not, but never twice);
@@ -12,6 +14,10 @@ broker is back with the full ISR:
   log holds at those offsets;
 * after each fault, the group's committed offsets are at least those acknowledged before it; a new
   member of the group starts at (not before) the offsets last committed successfully;
+* a read_committed consumer reads every record of every transaction whose commit was acknowledged exactly
+  once, no record of an aborted one (aborted on purpose, or because librdkafka said it must be), and of a
+  transaction whose commit failed fatally all its records or none; it reaches the high watermark of every
+  partition within 60 s (the last stable offset gets there: no transaction left open);
 * every broker lists the three brokers live, every partition has a leader and an ISR of three.
 
 PYKBROKER_FAULT_SEED=<int> replays a schedule (the seed is printed); PYKBROKER_FAULT_SECONDS=<s> sets how
@@ -33,6 +39,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from cluster import LocalCluster, local_cluster, wait_for
@@ -46,6 +53,9 @@ TOPIC = "faults"
 PARTITIONS = 4
 GROUP = "fault-group"
 OFFSETS_PARTITIONS = 3
+TXN_TOPIC = "faults-txn"
+TXN_PARTITIONS = 3
+TXN_STATE_TOPIC = "__transaction_state"
 
 
 # ---------------------------------------------------------------------------------------------- load
@@ -235,6 +245,122 @@ class CommitWatch:
         self.reader.close()
 
 
+@dataclass
+class TxnLog:
+    """Each transaction's records (partition, value) and its outcome: "committed" (commit acknowledged),
+    "aborted" (aborted on purpose, or because librdkafka said it must be), "unknown" (the commit raised a
+    fatal error: it may have been committed or not, all or nothing)."""
+
+    records: dict[int, list[tuple[int, bytes]]] = field(default_factory=dict)
+    outcome: dict[int, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    retries: int = 0
+    producers: int = 0  # producers created (a new one after a fatal error)
+
+
+class TxnProducer(threading.Thread):
+    """A transactional confluent-kafka producer writing small transactions (5-20 records over the
+    partitions of TXN_TOPIC, RF 3) until told to stop, committing most and aborting some (seeded).
+    commit/abort are retried while the error is retriable; when it says the transaction must be aborted,
+    it is aborted (and counted so); a fatal error leaves a commit's outcome unknown (an abort's stays
+    aborted: it was never asked to commit) and a new producer with the same transactional.id takes over
+    (its InitProducerId fences the old one and ends what it left open)."""
+
+    TXN_ID = "fault-txn"
+
+    def __init__(self, bootstrap: str, seed: int) -> None:
+        super().__init__(daemon=True, name="txn-producer")
+        self.bootstrap = bootstrap
+        self.rng = random.Random(seed ^ 0x5EED)
+        self.log = TxnLog()
+        self.stop_event = threading.Event()
+        self.failure: BaseException | None = None
+        self.producer: Producer | None = None
+
+    def _error(self, err: object) -> None:
+        self.log.errors.append(str(err))
+
+    def _new_producer(self) -> Producer:
+        self.log.producers += 1
+        p = Producer({"bootstrap.servers": self.bootstrap, "transactional.id": self.TXN_ID,
+                      "transaction.timeout.ms": 60000, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
+                      "message.timeout.ms": 60000, "retry.backoff.ms": 100, "retry.backoff.max.ms": 1000,
+                      "topic.metadata.refresh.interval.ms": 2000, "socket.timeout.ms": 10000,
+                      "error_cb": self._error, "log_level": 2})
+        self._retry(lambda: p.init_transactions(30), "init_transactions", deadline_s=180)
+        return p
+
+    def _retry(self, call: Callable[[], object], what: str, deadline_s: float = 120) -> None:
+        """``call`` again while it raises a retriable KafkaException (up to ``deadline_s``)."""
+        deadline = time.monotonic() + deadline_s
+        while True:
+            try:
+                call()
+                return
+            except KafkaException as e:
+                err = e.args[0]
+                if not err.retriable() or time.monotonic() > deadline:
+                    raise
+                self.log.retries += 1
+                self.log.errors.append(f"{what}: {err}")
+                time.sleep(0.2)
+
+    def run(self) -> None:
+        try:
+            self.producer = self._new_producer()
+            txn = 0
+            while not self.stop_event.is_set():
+                self._one(txn)
+                txn += 1
+                time.sleep(self.rng.uniform(0, 0.2))
+        except BaseException as e:  # reported by the test
+            self.failure = e
+        finally:
+            self.producer = None  # no more logging from its threads once the brokers are gone
+
+    def _one(self, txn: int) -> None:
+        assert self.producer is not None
+        p = self.producer
+        count = self.rng.randint(5, 20)
+        commit = self.rng.random() < 0.75
+        records = [(self.rng.randrange(TXN_PARTITIONS), f"{txn}:{i}".encode()) for i in range(count)]
+        self.log.records[txn] = records
+        self.log.outcome[txn] = "pending"
+        try:
+            p.begin_transaction()
+            for partition, value in records:
+                while True:
+                    try:
+                        p.produce(TXN_TOPIC, value, partition=partition)
+                        break
+                    except BufferError:
+                        p.poll(0.1)
+                p.poll(0)
+            if commit:
+                self._retry(lambda: p.commit_transaction(30), "commit_transaction")
+                self.log.outcome[txn] = "committed"
+            else:
+                self._retry(lambda: p.abort_transaction(30), "abort_transaction")
+                self.log.outcome[txn] = "aborted"
+        except KafkaException as e:
+            err = e.args[0]
+            self.log.errors.append(f"transaction {txn} ({'commit' if commit else 'abort'}): {err}")
+            if err.txn_requires_abort() and not err.fatal():
+                try:
+                    self._retry(lambda: p.abort_transaction(30), "abort_transaction")
+                    self.log.outcome[txn] = "aborted"
+                    return
+                except KafkaException as e2:
+                    err = e2.args[0]
+                    self.log.errors.append(f"transaction {txn} abort: {err}")
+            # fatal (fenced, say), or an abort that failed: the outcome of a commit is unknown; a transaction
+            # never asked to commit stays aborted; a new producer ends what this one left open
+            self.log.outcome[txn] = "unknown" if commit else "aborted"
+            self.producer = None
+            del p
+            self.producer = self._new_producer()
+
+
 # ---------------------------------------------------------------------------------------------- faults
 
 
@@ -247,6 +373,7 @@ class FaultRun:
 
     def __init__(self, cluster: LocalCluster, seed: int, seconds: float, double: bool) -> None:
         self.cluster, self.rng, self.seconds, self.double = cluster, random.Random(seed), seconds, double
+        self.seed = seed
         self.t0 = time.monotonic()
         self.ran: list[str] = []
         #: (from, to) in time.monotonic(): two brokers down or stopped (no acks=all write sent meanwhile completes)
@@ -282,7 +409,7 @@ class FaultRun:
         leaders: list[int] = []
         if self.rng.random() < 0.6:
             try:
-                for topic in (TOPIC, "__consumer_offsets"):
+                for topic in (TOPIC, "__consumer_offsets", TXN_STATE_TOPIC, TXN_TOPIC):
                     md = self.cluster.metadata(ids[0], topic)
                     leaders += [p.leader_id for p in md.topics[0].partitions  # type: ignore[attr-defined]
                                 if p.leader_id in self.cluster.brokers]
@@ -326,12 +453,13 @@ class FaultRun:
 
 
 def whole(cluster: LocalCluster) -> bool:
-    """Every broker lists all three live, and every partition of the topic and of __consumer_offsets has
-    a leader and an ISR of all three, as each broker reports it."""
+    """Every broker lists all three live, and every partition of the topics, of __consumer_offsets and of
+    __transaction_state has a leader and an ISR of all three, as each broker reports it."""
     for via in cluster.brokers:
         if cluster.live_brokers(via) != sorted(cluster.brokers):
             return False
-        for topic, count in ((TOPIC, PARTITIONS), ("__consumer_offsets", OFFSETS_PARTITIONS)):
+        for topic, count in ((TOPIC, PARTITIONS), ("__consumer_offsets", OFFSETS_PARTITIONS),
+                             (TXN_TOPIC, TXN_PARTITIONS), (TXN_STATE_TOPIC, 1)):
             md = cluster.metadata(via, topic)
             parts = md.topics[0].partitions  # type: ignore[attr-defined]
             if md.topics[0].error_code != 0 or len(parts) != count:  # type: ignore[attr-defined]
@@ -479,6 +607,78 @@ def check_no_acks_without_quorum(log: ProducerLog, windows: list[tuple[float, fl
     return problems
 
 
+def read_transactions(bootstrap: str, timeout_s: float = 60) -> tuple[list[tuple[int, bytes]], list[str]]:
+    """(partition, value) of every record a read_committed consumer reads from TXN_TOPIC, up to the high
+    watermark of every partition: it must get there within ``timeout_s`` (the last stable offset reaches
+    the end: no transaction left open). Problems found on the way are returned."""
+    plain = Consumer({"bootstrap.servers": bootstrap, "group.id": "fault-txn-checker"})
+    try:
+        hwm = {p: plain.get_watermark_offsets(TopicPartition(TXN_TOPIC, p), timeout=20)[1]
+               for p in range(TXN_PARTITIONS)}
+    finally:
+        plain.close()
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "fault-txn-checker", "enable.auto.commit": False,
+                         "isolation.level": "read_committed", "auto.offset.reset": "error"})
+    consumer.assign([TopicPartition(TXN_TOPIC, p, 0) for p in range(TXN_PARTITIONS)])
+    out: list[tuple[int, bytes]] = []
+    problems: list[str] = []
+    lso: dict[int, int] = {}
+
+    def at_end() -> bool:
+        for msg in consumer.consume(500, 0.5):
+            if msg.error() is None:
+                out.append((msg.partition(), msg.value()))
+            else:
+                raise AssertionError(f"reading {TXN_TOPIC}: {msg.error()}")
+        for p in range(TXN_PARTITIONS):  # a read_committed consumer's high watermark is the last stable offset
+            lso[p] = consumer.get_watermark_offsets(TopicPartition(TXN_TOPIC, p), timeout=10)[1]
+        positions = {tp.partition: tp.offset for tp in consumer.position(
+            [TopicPartition(TXN_TOPIC, p) for p in range(TXN_PARTITIONS)])}
+        return all(lso[p] >= hwm[p] and positions[p] >= hwm[p] for p in range(TXN_PARTITIONS))
+
+    try:
+        wait_for(f"a read_committed consumer of {TXN_TOPIC} to reach the high watermarks {hwm} "
+                 f"(last stable offsets {lso}): a transaction left open?", at_end, timeout_s, 0)
+        for msg in consumer.consume(500, 1.0):  # nothing more
+            if msg.error() is None:
+                out.append((msg.partition(), msg.value()))
+    except AssertionError as e:
+        problems.append(str(e))
+    finally:
+        consumer.close()
+    return out, problems
+
+
+def check_transactions(log: TxnLog, read: list[tuple[int, bytes]]) -> list[str]:
+    """Every record of every acknowledged commit exactly once, in its partition; none of an aborted
+    transaction; a transaction of unknown outcome all or nothing."""
+    problems = []
+    counts = Counter(read)
+    dupes = [r for r, n in counts.items() if n > 1]
+    if dupes:
+        problems.append(f"{TXN_TOPIC}: records read more than once (partition, value) {dupes[:10]}")
+    by_txn: dict[int, set[tuple[int, bytes]]] = {}
+    for partition, value in counts:
+        txn = int(value.split(b":")[0])
+        if txn not in log.records:
+            problems.append(f"{TXN_TOPIC}: record {value!r} of no transaction sent")
+            continue
+        by_txn.setdefault(txn, set()).add((partition, value))
+    for txn, outcome in sorted(log.outcome.items()):
+        want, got = set(log.records[txn]), by_txn.get(txn, set())
+        if got - want:
+            problems.append(f"{TXN_TOPIC}: transaction {txn}: records in the wrong partition {sorted(got - want)[:5]}")
+        if outcome == "committed" and got != want:
+            problems.append(f"{TXN_TOPIC}: committed transaction {txn}: {len(want - got)} of {len(want)} "
+                            f"records missing {sorted(want - got)[:5]}")
+        elif outcome == "aborted" and got:
+            problems.append(f"{TXN_TOPIC}: aborted transaction {txn}: {len(got)} records visible {sorted(got)[:5]}")
+        elif outcome in ("unknown", "pending") and got and got != want:
+            problems.append(f"{TXN_TOPIC}: transaction {txn} ({outcome}): {len(got)} of {len(want)} records "
+                            f"visible, not all or nothing")
+    return problems
+
+
 # ---------------------------------------------------------------------------------------------- the run
 
 
@@ -510,23 +710,32 @@ def test_random_faults_keep_acknowledged_records_order_and_committed_offsets(
 
 def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[str]) -> None:
     cluster.create_topic(TOPIC, partitions=PARTITIONS, replication=3)
+    cluster.create_topic(TXN_TOPIC, partitions=TXN_PARTITIONS, replication=3)
     producer = LoadProducer(cluster.bootstrap)
     member = GroupMember(cluster.bootstrap)
+    txns = TxnProducer(cluster.bootstrap, faults.seed)
     faults.commits = commits = CommitWatch(cluster.bootstrap, member.log)
     producer.start()
     member.start()
+    txns.start()
     try:
         try:
-            wait_for("the group member to consume and commit before the faults",
-                     lambda: member.log.commits_ok > 0 and all(member.log.consumed.values()), 60)
+            wait_for("the group member to consume and commit, and a transaction to commit, before the faults",
+                     lambda: member.log.commits_ok > 0 and all(member.log.consumed.values())
+                     and "committed" in txns.log.outcome.values(), 60)
             faults.wait_whole("before the faults")
             faults.t0 = time.monotonic()
             faults.run()
         finally:
             commits.close()
             producer.stop_event.set()
+            txns.stop_event.set()
             producer.join(150)
-        faults.note("producer stopped")
+            txns.join(150)
+        faults.note("producers stopped")
+        assert not txns.is_alive(), "the transactional producer did not end its last transaction"
+        if txns.failure is not None:
+            raise AssertionError(f"the transactional producer failed: {txns.failure!r}") from txns.failure
         faults.wait_whole("at the end")
         assert not producer.is_alive() and producer.remaining == 0, f"{producer.remaining} records not delivered"
         # the member goes on consuming: it reaches the end of every partition
@@ -549,6 +758,8 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
     problems += check_no_acks_without_quorum(log, faults.no_quorum)
     problems += commits.problems
     problems += check_member_never_skipped_nor_reset(member.log)
+    txn_read, txn_problems = read_transactions(cluster.bootstrap)
+    problems += txn_problems + check_transactions(txns.log, txn_read)
     faults.wait_whole("after the checks", 60)  # an ISR may shrink a moment on a loaded machine
     acked = len(log.acked_at)
     failed = sum(map(len, log.failed.values()))
@@ -559,5 +770,9 @@ def _run(cluster: LocalCluster, faults: FaultRun, capsys: pytest.CaptureFixture[
               f"{len(member.log.commit_failures)} failed {sorted(set(member.log.commit_failures))[:5]}, "
               f"{len(member.log.jumps)} rewinds; {len(faults.no_quorum)} two-broker faults; "
               f"producer errors: {dict(errors)}")
+        outcomes = Counter(txns.log.outcome.values())
+        print(f"  transactions: {dict(outcomes)}, {len(txn_read)} records read committed, {txns.log.retries} "
+              f"retries, {txns.log.producers} producers; errors: "
+              f"{dict(Counter(e.split(',')[0] for e in txns.log.errors).most_common(6))}")
         print("  " + "\n  ".join(faults.ran))
     assert not problems, "\n".join(problems)
