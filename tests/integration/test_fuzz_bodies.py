@@ -85,6 +85,8 @@ def test_random_bodies_never_hit_an_internal_error(tmp_path: Path, caplog: pytes
 
     with caplog.at_level(logging.ERROR, logger="pykbroker"):
         trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    # The broker's own errors: a client left running by an earlier test (its thread still logging
+    # "Connection failed") is not this broker's doing.
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("pykbroker")]
     assert failures == [] and errors == [], (failures[:20], errors[:20])
     assert counts["answered"] > 1000 and counts["refused"] > 1000  # both paths were exercised
