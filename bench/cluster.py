@@ -59,6 +59,7 @@ def wait_until(check, timeout_s: float = 120) -> float:  # type: ignore[no-untyp
 
 
 def failover(bootstraps: dict[int, str], procs: dict[int, object], topic: str) -> float:
+    wait_until(lambda: state(bootstraps[1], topic)[0] >= 0)  # -1 until broker 1 sees the leader alive
     leader, _ = state(bootstraps[1], topic)
     acked: dict[int, float] = {}
     producer = Producer({"bootstrap.servers": ",".join(bootstraps.values()), "acks": "all", "linger.ms": 0,
