@@ -64,6 +64,13 @@ INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TXN_STATE_TOPIC})
 GROUP_TICK_S = 0.1
 #: How long markers wait for their ISR (Kafka: the broker's request.timeout.ms, 30 s).
 MARKER_REPLICATION_TIMEOUT_S = 30
+#: A marker not written: the code WriteTxnMarkers answers for its partition, and how loud to log it.
+_MARKER_ERRORS: tuple[tuple[type[Exception], ErrorCode, int], ...] = (
+    (InvalidProducerEpochError, ErrorCode.INVALID_PRODUCER_EPOCH, logging.WARNING),
+    (CoordinatorFencedError, ErrorCode.TRANSACTION_COORDINATOR_FENCED, logging.WARNING),
+    (NotLeaderError, ErrorCode.NOT_LEADER_OR_FOLLOWER, logging.INFO),
+    (KafkaStorageError, ErrorCode.KAFKA_STORAGE_ERROR, logging.ERROR),
+)
 
 
 @dataclass(frozen=True)
@@ -249,18 +256,10 @@ class Broker:
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION  # deleted since: nothing to mark
         try:
             partition.append_marker(producer_id, epoch, commit, coordinator_epoch)
-        except InvalidProducerEpochError as e:
-            log.warning("%s-%d: transaction marker refused: %s", topic, index, e)
-            return ErrorCode.INVALID_PRODUCER_EPOCH
-        except CoordinatorFencedError as e:
-            log.warning("%s-%d: transaction marker refused: %s", topic, index, e)
-            return ErrorCode.TRANSACTION_COORDINATOR_FENCED
-        except NotLeaderError as e:
-            log.info("%s-%d: transaction marker not written: %s", topic, index, e)
-            return ErrorCode.NOT_LEADER_OR_FOLLOWER
-        except KafkaStorageError as e:
-            log.error("%s-%d: transaction marker not written: %s", topic, index, e)
-            return ErrorCode.KAFKA_STORAGE_ERROR
+        except tuple(cls for cls, _, _ in _MARKER_ERRORS) as e:
+            code, level = next((code, level) for cls, code, level in _MARKER_ERRORS if isinstance(e, cls))
+            log.log(level, "%s-%d: transaction marker not written: %s", topic, index, e)
+            return code
         if topic == OFFSETS_TOPIC:
             self.groups.complete_txn(index, producer_id, commit)
         return ErrorCode.NONE
